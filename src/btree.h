@@ -1,0 +1,98 @@
+/*
+ * btree.h - the B+tree algorithm over copy-on-write nodes addressed by
+ * logical ids.  The tree never reads storage itself: a btree_io supplied by
+ * the transaction layer resolves lids to nodes (from the transaction's
+ * private copies, or its snapshot), makes nodes private before an edit
+ * (copy-on-write, same lid), allocates new nodes and releases dropped ones.
+ *
+ * No parent pointers: cursors keep their path.  The root lid never changes
+ * (a root split moves the root's content into two new children; a root with
+ * a single child absorbs it).  Deletes rebalance (borrow or merge).
+ *
+ * Items are unique by (key, id); the layer above decides what a "unique
+ * store" means by seeking before inserting.
+ */
+#ifndef SOP_BTREE_H
+#define SOP_BTREE_H
+
+#include "node.h"
+
+#define BTREE_MAX_DEPTH 40
+/** A node also splits when its heap exceeds this many bytes (and it has >= 2 entries). */
+#define BTREE_MAX_NODE_BYTES (4u << 20)
+
+typedef struct btree_io {
+    void *arg;
+    /** Node for reading.  The pointer stays valid for at least the next 256
+     *  calls of get/get_mut/alloc on this io (mutable nodes: until released
+     *  or the transaction ends).  Errors: SOP_CORRUPT, SOP_IOERR, SOP_NOMEM. */
+    int (*get)(void *arg, uint64_t lid, node **out);
+    /** The transaction's private, mutable copy of lid (copy-on-write on first call). */
+    int (*get_mut)(void *arg, uint64_t lid, node **out);
+    /** A new, empty, mutable node of `kind` with a fresh lid. */
+    int (*alloc)(void *arg, int kind, node **out);
+    /** lid is no longer part of the tree. */
+    int (*release)(void *arg, uint64_t lid);
+    /** Optional read-set hook: items [from, to] (inclusive indexes) of leaf
+     *  `leaf` were read, or, when from > to, the gap before index `from` was
+     *  observed empty.  May be NULL. */
+    void (*on_read)(void *arg, const node *leaf, uint32_t from, uint32_t to);
+} btree_io;
+
+typedef struct btree {
+    btree_io *io;
+    uint64_t root;        /* lid of the root, constant */
+    uint32_t slot_length; /* max entries per node (>= 2) */
+    uint64_t mod;         /* bumped by every edit; cursors re-seek when it changed */
+} btree;
+
+typedef struct btree_cursor {
+    btree *bt;
+    int positioned;
+    int depth;                 /* number of levels in path */
+    struct {
+        uint64_t lid;
+        uint32_t idx;
+    } path[BTREE_MAX_DEPTH];   /* path[0] = root ... path[depth-1] = leaf */
+    uint64_t mod;              /* bt->mod when path was computed */
+    /* the current item, saved to re-seek after an edit */
+    size_t klen;
+    unsigned char id[16];
+    unsigned char key[SOP_MAX_KEY];
+} btree_cursor;
+
+/** Create an empty tree: allocates the root (an empty leaf). */
+int btree_create(btree_io *io, uint64_t *root);
+
+void btree_cursor_init(btree_cursor *c, btree *bt);
+/** Position at the first item >= (key, id) (id NULL = zero id).  Returns SOP_OK
+ *  when positioned (then *key_eq tells whether its key equals key, and
+ *  *exact whether the id matched too, when id is given), SOP_NOTFOUND when no
+ *  such item (unpositioned).  key_eq/exact may be NULL. */
+int btree_seek(btree_cursor *c, const unsigned char *key, size_t klen, const unsigned char *id,
+               int *key_eq, int *exact);
+int btree_first(btree_cursor *c);  /* SOP_OK / SOP_NOTFOUND (empty) */
+int btree_last(btree_cursor *c);
+/** SOP_OK, SOP_NOTFOUND (moved past the end: now unpositioned), SOP_NO_CURSOR. */
+int btree_next(btree_cursor *c);
+int btree_prev(btree_cursor *c);
+/** The current item (borrowed from the leaf; valid until the next btree call
+ *  on this tree).  Re-seeks first if the tree changed since positioning; if
+ *  the item is gone, the cursor becomes unpositioned: SOP_NO_CURSOR. */
+int btree_current(btree_cursor *c, node_item *it);
+
+/** Insert an item; (key,id) must not exist (SOP_KEYEXIST if it does). */
+int btree_insert(btree *bt, const node_item *it);
+/** Replace the item with the same (key,id) (doc/value/flags change). SOP_NOTFOUND if absent. */
+int btree_replace(btree *bt, const node_item *it);
+/** Delete the item (key,id). SOP_NOTFOUND if absent. */
+int btree_delete(btree *bt, const unsigned char *key, size_t klen, const unsigned char *id);
+
+/** Call fn for every node lid of the tree (parents before children), then
+ *  stop at the first non-zero return.  Used to drop a whole store. */
+int btree_walk(btree *bt, int (*fn)(void *arg, const node *n), void *arg);
+/** Verify structure: ordering within and across nodes, separators, equal leaf
+ *  depth, fill limits, child lids.  SOP_OK or SOP_CORRUPT with a message. */
+int btree_check(btree *bt, uint64_t *item_count);
+
+#endif

@@ -1,0 +1,56 @@
+/*
+ * io.h - the I/O layer.  Every file access of the engine (open, read, write,
+ * sync, truncate, rename, directory sync, locks) goes through a sop_io
+ * method table, so tests can swap in fault injection (fail the Nth call with
+ * EIO/ENOSPC, short writes, failed fsync) and crash simulation.
+ * Methods return SOP_OK or an SOP_IOERR/SOP_NOSPACE code with a detail
+ * message naming the file and the OS error.
+ */
+#ifndef SOP_IO_H
+#define SOP_IO_H
+
+#include "sop_int.h"
+
+#define SOP_IO_CREATE 0x1
+#define SOP_IO_READONLY 0x2
+
+typedef struct sop_io sop_io;
+typedef struct sop_file {
+    const sop_io *io; /* the table that opened it */
+    char *path;       /* owned */
+} sop_file;
+
+struct sop_io {
+    int version; /* 1 */
+    void *arg;   /* implementation data (fault injectors keep their state here) */
+    int (*open)(const sop_io *io, const char *path, int flags, sop_file **out);
+    int (*close)(sop_file *f);
+    /* Read exactly n bytes at off; a short read (end of file) gives *got < n, SOP_OK. */
+    int (*pread)(sop_file *f, void *buf, size_t n, uint64_t off, size_t *got);
+    /* Write all n bytes at off. */
+    int (*pwrite)(sop_file *f, const void *buf, size_t n, uint64_t off);
+    int (*sync)(sop_file *f); /* data (and size) durable */
+    int (*truncate)(sop_file *f, uint64_t size);
+    int (*size)(sop_file *f, uint64_t *size);
+    /* Advisory whole-file lock: exclusive or shared; wait=0 gives SOP_BUSY when held. */
+    int (*lock)(sop_file *f, int exclusive, int wait);
+    int (*unlock)(sop_file *f);
+    int (*unlink)(const sop_io *io, const char *path);
+    int (*rename)(const sop_io *io, const char *from, const char *to);
+    int (*mkdir)(const sop_io *io, const char *path); /* SOP_OK if it exists */
+    int (*sync_dir)(const sop_io *io, const char *path);
+    /* Call fn(arg, name) for each entry of dir (not "." / ".."). */
+    int (*list)(const sop_io *io, const char *dir, int (*fn)(void *arg, const char *name), void *arg);
+    /* 1 if path exists, 0 if not, negative -rc on error. */
+    int (*exists)(const sop_io *io, const char *path);
+    /* Name of the file system type of path (e.g. "ext4", "nfs"), into out. */
+    int (*fs_type)(const sop_io *io, const char *path, char *out, size_t n);
+};
+
+/** The POSIX implementation (static storage). */
+const sop_io *sop_io_posix(void);
+
+/** Join dir and name into a malloc'd path (NULL on OOM). */
+char *sop_path_join(const char *dir, const char *name);
+
+#endif

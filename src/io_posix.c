@@ -1,0 +1,268 @@
+/*
+ * io_posix.c - the POSIX implementation of the I/O layer (io.h).  The only
+ * file in the engine that calls open/pread/pwrite/fdatasync/rename.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "io.h"
+
+typedef struct posix_file {
+    sop_file base;
+    int fd;
+} posix_file;
+
+static int io_error(const char *op, const char *path, int err)
+{
+    int rc = (err == ENOSPC || err == EDQUOT) ? SOP_NOSPACE : SOP_IOERR;
+    return sop_report(rc, "%s %s: %s", op, path, strerror(err));
+}
+
+char *sop_path_join(const char *dir, const char *name)
+{
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = sop_malloc(a + b + 2);
+    if (!p)
+        return NULL;
+    memcpy(p, dir, a);
+    p[a] = '/';
+    memcpy(p + a + 1, name, b + 1);
+    return p;
+}
+
+static int p_open(const sop_io *io, const char *path, int flags, sop_file **out)
+{
+    *out = NULL;
+    int oflags = O_CLOEXEC | ((flags & SOP_IO_READONLY) ? O_RDONLY : O_RDWR);
+    if (flags & SOP_IO_CREATE)
+        oflags |= O_CREAT;
+    int fd;
+    do
+        fd = open(path, oflags, 0644);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return io_error("open", path, errno);
+    posix_file *f = sop_calloc(1, sizeof *f);
+    char *p = sop_strdup(path);
+    if (!f || !p) {
+        close(fd);
+        sop_free(f);
+        sop_free(p);
+        return sop_report(SOP_NOMEM, "open %s", path);
+    }
+    f->base.io = io;
+    f->base.path = p;
+    f->fd = fd;
+    *out = &f->base;
+    return SOP_OK;
+}
+
+static int p_close(sop_file *file)
+{
+    if (!file)
+        return SOP_OK;
+    posix_file *f = (posix_file *)file;
+    int rc = SOP_OK;
+    if (close(f->fd) != 0 && errno != EINTR)
+        rc = io_error("close", file->path, errno);
+    sop_free(file->path);
+    sop_free(f);
+    return rc;
+}
+
+static int p_pread(sop_file *file, void *buf, size_t n, uint64_t off, size_t *got)
+{
+    posix_file *f = (posix_file *)file;
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = pread(f->fd, (char *)buf + done, n - done, (off_t)(off + done));
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            *got = done;
+            return io_error("read", file->path, errno);
+        }
+        if (r == 0)
+            break;
+        done += (size_t)r;
+    }
+    *got = done;
+    return SOP_OK;
+}
+
+static int p_pwrite(sop_file *file, const void *buf, size_t n, uint64_t off)
+{
+    posix_file *f = (posix_file *)file;
+    size_t done = 0;
+    while (done < n) {
+        ssize_t r = pwrite(f->fd, (const char *)buf + done, n - done, (off_t)(off + done));
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return io_error("write", file->path, errno);
+        }
+        if (r == 0)
+            return io_error("write", file->path, EIO);
+        done += (size_t)r;
+    }
+    return SOP_OK;
+}
+
+static int p_sync(sop_file *file)
+{
+    posix_file *f = (posix_file *)file;
+    if (fdatasync(f->fd) != 0)
+        return io_error("fsync", file->path, errno);
+    return SOP_OK;
+}
+
+static int p_truncate(sop_file *file, uint64_t size)
+{
+    posix_file *f = (posix_file *)file;
+    int r;
+    do
+        r = ftruncate(f->fd, (off_t)size);
+    while (r != 0 && errno == EINTR);
+    if (r != 0)
+        return io_error("truncate", file->path, errno);
+    return SOP_OK;
+}
+
+static int p_size(sop_file *file, uint64_t *size)
+{
+    posix_file *f = (posix_file *)file;
+    struct stat st;
+    if (fstat(f->fd, &st) != 0)
+        return io_error("stat", file->path, errno);
+    *size = (uint64_t)st.st_size;
+    return SOP_OK;
+}
+
+static int p_lock(sop_file *file, int exclusive, int wait)
+{
+    posix_file *f = (posix_file *)file;
+    int op = (exclusive ? LOCK_EX : LOCK_SH) | (wait ? 0 : LOCK_NB);
+    int r;
+    do
+        r = flock(f->fd, op);
+    while (r != 0 && errno == EINTR);
+    if (r != 0) {
+        if (errno == EWOULDBLOCK)
+            return sop_report(SOP_BUSY, "%s is locked by another process", file->path);
+        return io_error("lock", file->path, errno);
+    }
+    return SOP_OK;
+}
+
+static int p_unlock(sop_file *file)
+{
+    posix_file *f = (posix_file *)file;
+    if (flock(f->fd, LOCK_UN) != 0)
+        return io_error("unlock", file->path, errno);
+    return SOP_OK;
+}
+
+static int p_unlink(const sop_io *io, const char *path)
+{
+    (void)io;
+    if (unlink(path) != 0 && errno != ENOENT)
+        return io_error("unlink", path, errno);
+    return SOP_OK;
+}
+
+static int p_rename(const sop_io *io, const char *from, const char *to)
+{
+    (void)io;
+    if (rename(from, to) != 0)
+        return io_error("rename", from, errno);
+    return SOP_OK;
+}
+
+static int p_mkdir(const sop_io *io, const char *path)
+{
+    (void)io;
+    if (mkdir(path, 0755) != 0 && errno != EEXIST)
+        return io_error("mkdir", path, errno);
+    return SOP_OK;
+}
+
+static int p_sync_dir(const sop_io *io, const char *path)
+{
+    (void)io;
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return io_error("open directory", path, errno);
+    int rc = SOP_OK;
+    if (fsync(fd) != 0 && errno != EINVAL)
+        rc = io_error("fsync directory", path, errno);
+    close(fd);
+    return rc;
+}
+
+static int p_list(const sop_io *io, const char *dir, int (*fn)(void *, const char *), void *arg)
+{
+    (void)io;
+    DIR *d = opendir(dir);
+    if (!d)
+        return io_error("list", dir, errno);
+    int rc = SOP_OK;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if ((rc = fn(arg, e->d_name)) != SOP_OK)
+            break;
+    }
+    closedir(d);
+    return rc;
+}
+
+static int p_exists(const sop_io *io, const char *path)
+{
+    (void)io;
+    struct stat st;
+    if (stat(path, &st) == 0)
+        return 1;
+    if (errno == ENOENT || errno == ENOTDIR)
+        return 0;
+    return -io_error("stat", path, errno);
+}
+
+static int p_fs_type(const sop_io *io, const char *path, char *out, size_t n)
+{
+    (void)io;
+    struct statfs sf;
+    if (statfs(path, &sf) != 0)
+        return io_error("statfs", path, errno);
+    const char *name = "local";
+    switch ((unsigned long)sf.f_type) {
+    case 0x6969UL: name = "nfs"; break;
+    case 0xFF534D42UL: name = "cifs"; break;
+    case 0xFE534D42UL: name = "smb2"; break;
+    case 0x517BUL: name = "smb"; break;
+    case 0x65735546UL: name = "fuse"; break;
+    case 0x01021997UL: name = "9p"; break;
+    default: break;
+    }
+    snprintf(out, n, "%s", name);
+    return SOP_OK;
+}
+
+static const sop_io posix_io = {
+    1, NULL, p_open, p_close, p_pread, p_pwrite, p_sync, p_truncate, p_size, p_lock, p_unlock,
+    p_unlink, p_rename, p_mkdir, p_sync_dir, p_list, p_exists, p_fs_type,
+};
+
+const sop_io *sop_io_posix(void)
+{
+    return &posix_io;
+}

@@ -1,0 +1,369 @@
+/*
+ * log.c - commit log encoding, blob reads and recovery scans (see log.h for
+ * the byte layouts).
+ */
+#include <stdio.h>
+
+#include "log.h"
+
+#define MAGIC_BATCH 0x43504F53u /* "SOPC" */
+#define MAGIC_BLOB 0x42504F53u  /* "SOPB" */
+#define MAGIC_TRAIL 0x54504F53u /* "SOPT" */
+static const unsigned char file_magic[8] = {'S', 'O', 'P', 'L', 'O', 'G', '1', 0};
+
+/* ---------------------------------------------------------------- sbuf */
+void sbuf_free(sbuf *b)
+{
+    sop_free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+unsigned char *sbuf_reserve(sbuf *b, size_t n)
+{
+    if (b->err)
+        return NULL;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n)
+            cap *= 2;
+        unsigned char *p = sop_realloc(b->p, cap);
+        if (!p) {
+            b->err = SOP_NOMEM;
+            return NULL;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    return b->p + b->len;
+}
+
+void sbuf_put(sbuf *b, const void *p, size_t n)
+{
+    unsigned char *d = sbuf_reserve(b, n);
+    if (d) {
+        if (n)
+            memcpy(d, p, n);
+        b->len += n;
+    }
+}
+void sbuf_u8(sbuf *b, unsigned v)
+{
+    unsigned char c = (unsigned char)v;
+    sbuf_put(b, &c, 1);
+}
+void sbuf_u32(sbuf *b, uint32_t v)
+{
+    unsigned char t[4];
+    sop_put32(t, v);
+    sbuf_put(b, t, 4);
+}
+void sbuf_u64(sbuf *b, uint64_t v)
+{
+    unsigned char t[8];
+    sop_put64(t, v);
+    sbuf_put(b, t, 8);
+}
+
+void log_commit_free(log_commit *c)
+{
+    sop_free(c->blobs);
+    sop_free(c->freed);
+    c->blobs = NULL;
+    c->freed = NULL;
+}
+
+/* ---------------------------------------------------------- file header */
+void log_file_header(unsigned char out[LOG_FILE_HEADER], uint32_t file_no, const unsigned char dbid[16])
+{
+    memset(out, 0, LOG_FILE_HEADER);
+    memcpy(out, file_magic, 8);
+    sop_put32(out + 8, LOG_FORMAT_VERSION);
+    sop_put32(out + 12, file_no);
+    memcpy(out + 16, dbid, 16);
+    sop_put32(out + 60, sop_crc32c(0, out, 60));
+}
+
+int log_file_header_check(const unsigned char *h, size_t n, uint32_t file_no, unsigned char dbid[16],
+                          const char *path)
+{
+    if (n < LOG_FILE_HEADER)
+        return SOP_CORRUPT_AT("%s: file header truncated (%zu bytes)", path, n);
+    if (memcmp(h, file_magic, 8) != 0)
+        return SOP_CORRUPT_AT("%s: not a SOP log file (bad magic)", path);
+    if (sop_get32(h + 60) != sop_crc32c(0, h, 60))
+        return SOP_CORRUPT_AT("%s: file header checksum mismatch", path);
+    if (sop_get32(h + 8) != LOG_FORMAT_VERSION)
+        return sop_report(SOP_VERSION, "%s: log format version %u, this build reads %u", path,
+                          sop_get32(h + 8), LOG_FORMAT_VERSION);
+    if (sop_get32(h + 12) != file_no)
+        return SOP_CORRUPT_AT("%s: file number %u in header, expected %u", path, sop_get32(h + 12),
+                              file_no);
+    memcpy(dbid, h + 16, 16);
+    return SOP_OK;
+}
+
+/* ---------------------------------------------------------------- blobs */
+size_t log_put_blob(sbuf *b, int kind, uint64_t lid, uint32_t store_id, const void *payload, size_t len)
+{
+    size_t at = b->len;
+    size_t padded = (len + 7) & ~(size_t)7;
+    unsigned char *h = sbuf_reserve(b, LOG_BLOB_HEADER + padded);
+    if (!h)
+        return at;
+    sop_put32(h, MAGIC_BLOB);
+    h[4] = LOG_FORMAT_VERSION;
+    h[5] = (unsigned char)kind;
+    h[6] = h[7] = 0;
+    sop_put64(h + 8, lid);
+    sop_put32(h + 16, (uint32_t)len);
+    sop_put32(h + 20, sop_crc32c(0, payload, len));
+    sop_put32(h + 24, store_id);
+    sop_put32(h + 28, sop_crc32c(0, h, 28));
+    memcpy(h + LOG_BLOB_HEADER, payload, len);
+    memset(h + LOG_BLOB_HEADER + len, 0, padded - len);
+    b->len += LOG_BLOB_HEADER + padded;
+    return at;
+}
+
+static int check_blob_header(const unsigned char *h, uint64_t lid, uint32_t len, const char *path,
+                             uint64_t off)
+{
+    if (sop_get32(h) != MAGIC_BLOB || sop_get32(h + 28) != sop_crc32c(0, h, 28))
+        return SOP_CORRUPT_AT("%s offset %llu: blob record header of object %llu is damaged", path,
+                              (unsigned long long)off, (unsigned long long)lid);
+    if (h[4] != LOG_FORMAT_VERSION)
+        return sop_report(SOP_VERSION, "%s offset %llu: blob format version %u", path,
+                          (unsigned long long)off, h[4]);
+    if (sop_get64(h + 8) != lid || sop_get32(h + 16) != len)
+        return SOP_CORRUPT_AT("%s offset %llu: expected object %llu (%u bytes), found object %llu (%u bytes)",
+                              path, (unsigned long long)off, (unsigned long long)lid, len,
+                              (unsigned long long)sop_get64(h + 8), sop_get32(h + 16));
+    return SOP_OK;
+}
+
+int log_read_blob(sop_file *f, uint64_t off, uint64_t lid, uint32_t len, unsigned char **payload)
+{
+    *payload = NULL;
+    unsigned char *buf = sop_malloc((size_t)len + LOG_BLOB_HEADER);
+    if (!buf)
+        return sop_report(SOP_NOMEM, "reading object %llu", (unsigned long long)lid);
+    size_t got = 0;
+    int rc = f->io->pread(f, buf, (size_t)len + LOG_BLOB_HEADER, off, &got);
+    if (rc == SOP_OK && got < (size_t)len + LOG_BLOB_HEADER)
+        rc = SOP_CORRUPT_AT("%s offset %llu: object %llu is truncated", f->path,
+                            (unsigned long long)off, (unsigned long long)lid);
+    if (rc == SOP_OK)
+        rc = check_blob_header(buf, lid, len, f->path, off);
+    if (rc == SOP_OK && sop_get32(buf + 20) != sop_crc32c(0, buf + LOG_BLOB_HEADER, len))
+        rc = SOP_CORRUPT_AT("%s offset %llu: object %llu checksum mismatch", f->path,
+                            (unsigned long long)off, (unsigned long long)lid);
+    if (rc != SOP_OK) {
+        sop_free(buf);
+        return rc;
+    }
+    memmove(buf, buf + LOG_BLOB_HEADER, len);
+    *payload = buf;
+    return SOP_OK;
+}
+
+/* -------------------------------------------------------------- trailer */
+int log_parse_trailer(const unsigned char *t, size_t n, log_commit *c, const char *path, uint64_t off)
+{
+    memset(c, 0, sizeof *c);
+    const unsigned char *p = t, *end = t + n;
+#define NEED(k)                                                                           \
+    do {                                                                                  \
+        if ((size_t)(end - p) < (size_t)(k))                                              \
+            goto bad;                                                                     \
+    } while (0)
+    NEED(4 + 4 + 8 + 8 + 4 + 4 + 4);
+    if (sop_get32(end - 4) != sop_crc32c(0, t, n - 4))
+        return SOP_CORRUPT_AT("%s offset %llu: commit record checksum mismatch", path,
+                              (unsigned long long)off);
+    end -= 4;
+    if (sop_get32(p) != MAGIC_TRAIL)
+        goto bad;
+    if (p[4] != LOG_FORMAT_VERSION)
+        return sop_report(SOP_VERSION, "%s offset %llu: commit record version %u", path,
+                          (unsigned long long)off, p[4]);
+    p += 8;
+    c->seq = sop_get64(p);
+    p += 8;
+    c->next_lid = sop_get64(p);
+    p += 8;
+    c->next_store_id = sop_get32(p);
+    p += 4;
+    c->n_blobs = sop_get32(p);
+    p += 4;
+    if ((size_t)(end - p) / 20 < c->n_blobs)
+        goto bad;
+    c->blobs = sop_calloc(c->n_blobs ? c->n_blobs : 1, sizeof *c->blobs);
+    if (!c->blobs)
+        return sop_report(SOP_NOMEM, "parsing commit record");
+    for (uint32_t i = 0; i < c->n_blobs; i++) {
+        c->blobs[i].lid = sop_get64(p);
+        c->blobs[i].off = sop_get64(p + 8);
+        c->blobs[i].len = sop_get32(p + 16);
+        p += 20;
+    }
+    NEED(4);
+    c->n_freed = sop_get32(p);
+    p += 4;
+    if ((size_t)(end - p) / 8 < c->n_freed)
+        goto bad;
+    c->freed = sop_calloc(c->n_freed ? c->n_freed : 1, sizeof *c->freed);
+    if (!c->freed)
+        return sop_report(SOP_NOMEM, "parsing commit record");
+    for (uint32_t i = 0; i < c->n_freed; i++, p += 8)
+        c->freed[i] = sop_get64(p);
+    NEED(4);
+    c->cat_ops_len = sop_get32(p);
+    p += 4;
+    NEED(c->cat_ops_len);
+    c->cat_ops = p;
+    p += c->cat_ops_len;
+    if (p != end)
+        goto bad;
+    return SOP_OK;
+bad:
+    log_commit_free(c);
+    return SOP_CORRUPT_AT("%s offset %llu: malformed commit record", path, (unsigned long long)off);
+#undef NEED
+}
+
+/* ----------------------------------------------------------------- scan */
+static int batch_header_ok(const unsigned char *h, uint64_t *seq, uint64_t *len, uint32_t *tlen)
+{
+    if (sop_get32(h) != MAGIC_BATCH || sop_get32(h + 28) != sop_crc32c(0, h, 28) ||
+        h[4] != LOG_FORMAT_VERSION || h[5] != 1)
+        return 0;
+    *seq = sop_get64(h + 8);
+    *len = sop_get64(h + 16);
+    *tlen = sop_get32(h + 24);
+    return *len >= (uint64_t)LOG_BATCH_HEADER + *tlen && *tlen >= 40;
+}
+
+int log_scan(sop_file *f, uint64_t start, int (*fn)(void *, const log_commit *, uint64_t, uint64_t),
+             void *arg, uint64_t *end, int *torn)
+{
+    uint64_t size;
+    int rc = f->io->size(f, &size);
+    if (rc)
+        return rc;
+    uint64_t off = start;
+    unsigned char *buf = NULL;
+    size_t cap = 0;
+    *torn = 0;
+    while (off < size) {
+        unsigned char h[LOG_BATCH_HEADER];
+        size_t got;
+        uint64_t seq, len;
+        uint32_t tlen;
+        if ((rc = f->io->pread(f, h, sizeof h, off, &got)) != SOP_OK)
+            break;
+        if (got < sizeof h || !batch_header_ok(h, &seq, &len, &tlen) || len > size - off) {
+            *torn = 1;
+            break;
+        }
+        if (len > cap) {
+            unsigned char *nb = sop_realloc(buf, (size_t)len);
+            if (!nb) {
+                rc = sop_report(SOP_NOMEM, "recovery of %s", f->path);
+                break;
+            }
+            buf = nb;
+            cap = (size_t)len;
+        }
+        if ((rc = f->io->pread(f, buf, (size_t)len, off, &got)) != SOP_OK)
+            break;
+        if (got < len) {
+            *torn = 1;
+            break;
+        }
+        log_commit c;
+        if (log_parse_trailer(buf + len - tlen, tlen, &c, f->path, off) != SOP_OK || c.seq != seq) {
+            if (c.blobs || c.freed)
+                log_commit_free(&c);
+            sop_clear_errmsg();
+            *torn = 1;
+            break;
+        }
+        /* every blob of the batch must verify, or the batch never completed */
+        int ok = 1;
+        for (uint32_t i = 0; i < c.n_blobs && ok; i++) {
+            const log_blob_ref *r = &c.blobs[i];
+            if (r->off < off + LOG_BATCH_HEADER || r->off + LOG_BLOB_HEADER + r->len > off + len - tlen) {
+                ok = 0;
+                break;
+            }
+            const unsigned char *bh = buf + (r->off - off);
+            if (check_blob_header(bh, r->lid, r->len, f->path, r->off) != SOP_OK ||
+                sop_get32(bh + 20) != sop_crc32c(0, bh + LOG_BLOB_HEADER, r->len))
+                ok = 0;
+        }
+        if (!ok) {
+            log_commit_free(&c);
+            sop_clear_errmsg();
+            *torn = 1;
+            break;
+        }
+        rc = fn(arg, &c, off, len);
+        log_commit_free(&c);
+        if (rc != SOP_OK)
+            break;
+        off += len;
+    }
+    sop_free(buf);
+    *end = off;
+    return rc;
+}
+
+/* ---------------------------------------------------------------- batch */
+void log_batch_begin(sbuf *b)
+{
+    b->len = 0;
+    b->err = 0;
+    unsigned char *h = sbuf_reserve(b, LOG_BATCH_HEADER);
+    if (h) {
+        memset(h, 0, LOG_BATCH_HEADER);
+        b->len = LOG_BATCH_HEADER;
+    }
+}
+
+void log_batch_finish(sbuf *b, uint64_t base, const log_commit *c)
+{
+    size_t tstart = b->len;
+    sbuf_u32(b, MAGIC_TRAIL);
+    sbuf_u8(b, LOG_FORMAT_VERSION);
+    sbuf_u8(b, 0);
+    sbuf_u8(b, 0);
+    sbuf_u8(b, 0);
+    sbuf_u64(b, c->seq);
+    sbuf_u64(b, c->next_lid);
+    sbuf_u32(b, c->next_store_id);
+    sbuf_u32(b, c->n_blobs);
+    for (uint32_t i = 0; i < c->n_blobs; i++) {
+        sbuf_u64(b, c->blobs[i].lid);
+        sbuf_u64(b, base + c->blobs[i].off);
+        sbuf_u32(b, c->blobs[i].len);
+    }
+    sbuf_u32(b, c->n_freed);
+    for (uint32_t i = 0; i < c->n_freed; i++)
+        sbuf_u64(b, c->freed[i]);
+    sbuf_u32(b, c->cat_ops_len);
+    sbuf_put(b, c->cat_ops, c->cat_ops_len);
+    if (b->err)
+        return;
+    sbuf_u32(b, sop_crc32c(0, b->p + tstart, b->len - tstart));
+    if (b->err)
+        return;
+    unsigned char *h = b->p;
+    sop_put32(h, MAGIC_BATCH);
+    h[4] = LOG_FORMAT_VERSION;
+    h[5] = 1;
+    sop_put64(h + 8, c->seq);
+    sop_put64(h + 16, b->len);
+    sop_put32(h + 24, (uint32_t)(b->len - tstart));
+    sop_put32(h + 28, sop_crc32c(0, h, 28));
+}
