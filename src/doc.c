@@ -729,6 +729,7 @@ static int doc_walk(const void *doc, size_t size, jbuf *j)
         /* close every finished container */
         while (depth > 0 && st[depth - 1].left == 0) {
             depth--;
+            first = 0;
             if (j)
                 jb_putc(j, st[depth].is_map ? '}' : ']');
         }

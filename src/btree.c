@@ -1,0 +1,787 @@
+/*
+ * btree.c - the B+tree algorithm (see btree.h) over copy-on-write nodes that
+ * a btree_io resolves by logical id.  Inserts split full nodes bottom-up
+ * along the recorded path (the root's lid never changes: a root split moves
+ * its content into a new child first); deletes borrow from or merge with a
+ * sibling, and a root left with a single child absorbs it.  Cursors keep
+ * their root-to-leaf path and the current (key, id) so they can re-seek after
+ * the tree changed.  Node pointers are only held for the span of a few io
+ * calls; anything longer re-gets by lid.
+ *
+ * Read-set reporting (io->on_read, optional).  Items are reported as
+ * on_read(leaf, i, i) when btree_current() reads them.  A gap is reported as
+ * on_read(leaf, i, i - 1) computed in uint32_t - so the gap before item 0
+ * is (0, UINT32_MAX); test `to + 1 == from` to recognise gaps - meaning "no
+ * item exists between item i-1 and item i of this leaf" (i == count: after
+ * the last item).  Gaps are reported by every positioning call for the
+ * stretch of key space the cursor passed over: btree_seek (before the item
+ * it lands on, unless it found the exact (key, id); on a miss at the end of
+ * a leaf, also the start of the next leaf), btree_first (before the first
+ * item), btree_last (after the last), btree_next/btree_prev (between the old
+ * and the new item, both leaf ends when crossing leaves).  Re-seeks after an
+ * edit report nothing.
+ *
+ * On an error other than SOP_KEYEXIST / SOP_NOTFOUND from an edit (out of
+ * memory, I/O) the tree may be left half-edited: the caller must roll the
+ * transaction back.
+ */
+#include "btree.h"
+
+#define IO_GET(lid, out) bt->io->get(bt->io->arg, (lid), (out))
+#define IO_MUT(lid, out) bt->io->get_mut(bt->io->arg, (lid), (out))
+
+static uint32_t slot_len(const btree *bt)
+{
+    return bt->slot_length < 2 ? 2 : bt->slot_length;
+}
+
+static uint32_t min_fill(const btree *bt)
+{
+    uint32_t m = slot_len(bt) / 4;
+    return m ? m : 1;
+}
+
+static int needs_split(const btree *bt, const node *n)
+{
+    if (n->count > slot_len(bt))
+        return 1;
+    return node_live_bytes(n) > BTREE_MAX_NODE_BYTES &&
+           n->count >= (n->kind == NODE_LEAF ? 2u : 3u);
+}
+
+static int bad_node(const node *n, const char *what)
+{
+    return SOP_CORRUPT_AT("node %llu: %s", (unsigned long long)n->lid, what);
+}
+
+static int too_deep(const btree *bt)
+{
+    return SOP_CORRUPT_AT("btree %llu: deeper than %d levels (cycle?)",
+                          (unsigned long long)bt->root, BTREE_MAX_DEPTH);
+}
+
+/* ------------------------------------------------------------ descent */
+
+/* Descend from the root towards (key, id), filling c->path (leaf index =
+ * lower bound, which may be == count). */
+static int descend(btree *bt, btree_cursor *c, const unsigned char *key, size_t klen,
+                   const unsigned char *id, node **leafp)
+{
+    uint64_t lid = bt->root;
+    node *n;
+    int rc;
+    for (int d = 0;; d++) {
+        if (d >= BTREE_MAX_DEPTH)
+            return too_deep(bt);
+        if ((rc = IO_GET(lid, &n)) != SOP_OK)
+            return rc;
+        c->path[d].lid = lid;
+        if (n->kind == NODE_LEAF) {
+            c->path[d].idx = node_lower_bound(n, key, klen, id, NULL);
+            c->depth = d + 1;
+            *leafp = n;
+            return SOP_OK;
+        }
+        if (n->kind != NODE_INTERNAL || n->count == 0)
+            return bad_node(n, "bad kind or internal node without separators");
+        c->path[d].idx = node_child_index(n, key, klen, id);
+        lid = n->child[c->path[d].idx];
+    }
+}
+
+static int item_is(const node *leaf, uint32_t i, const unsigned char *key, size_t klen,
+                   const unsigned char *id)
+{
+    node_item it;
+    if (i >= leaf->count)
+        return 0;
+    node_get(leaf, i, &it);
+    return node_cmp(it.key, it.klen, it.id, key, klen, id) == 0;
+}
+
+/* ------------------------------------------------------------ insert */
+
+/* Byte-based split point: about half of the live bytes on each side. */
+static uint32_t split_point(const btree *bt, const node *n)
+{
+    uint32_t lo = 1, hi = n->kind == NODE_LEAF ? n->count - 1 : n->count - 2, i;
+    size_t half = node_live_bytes(n) / 2, acc = 0;
+    node_item it;
+    if (n->count > slot_len(bt))
+        return n->count / 2;
+    for (i = 0; i < n->count && acc < half; i++) {
+        node_get(n, i, &it);
+        acc += it.klen + it.dlen + it.vlen + 20;
+    }
+    return i < lo ? lo : i > hi ? hi : i;
+}
+
+/* Split n (child pidx of parent) in two; the new right half becomes child
+ * pidx + 1.  *rightp receives it. */
+static int split_node(btree *bt, node *n, node *parent, uint32_t pidx, node **rightp)
+{
+    uint32_t m = split_point(bt, n);
+    node *right;
+    node_item sep;
+    int rc = bt->io->alloc(bt->io->arg, n->kind, &right);
+    if (rc != SOP_OK)
+        return rc;
+    if (n->kind == NODE_LEAF) {
+        if ((rc = node_append(right, n, m, n->count)) != SOP_OK)
+            return rc;
+        node_get(right, 0, &sep);
+        if ((rc = node_internal_insert(parent, pidx, sep.key, sep.klen, sep.id, right->lid)) != SOP_OK)
+            return rc;
+    } else { /* separator m moves up */
+        node_set_child(right, 0, n->child[m + 1]);
+        if ((rc = node_append(right, n, m + 1, n->count)) != SOP_OK)
+            return rc;
+        node_get(n, m, &sep);
+        if ((rc = node_internal_insert(parent, pidx, sep.key, sep.klen, sep.id, right->lid)) != SOP_OK)
+            return rc;
+    }
+    node_truncate(n, m);
+    *rightp = right;
+    return SOP_OK;
+}
+
+/* Split overfull nodes from the leaf of path c upwards. */
+static int split_up(btree *bt, btree_cursor *c)
+{
+    node *n, *parent, *right;
+    uint32_t pidx;
+    int rc;
+    for (int lvl = c->depth - 1; lvl >= 0; lvl--) {
+        int root_split = lvl == 0;
+        if ((rc = IO_MUT(c->path[lvl].lid, &n)) != SOP_OK)
+            return rc;
+        if (!needs_split(bt, n))
+            return SOP_OK;
+        if (root_split) { /* move the root's content into a new child */
+            node *left;
+            if (c->depth >= BTREE_MAX_DEPTH - 1)
+                return sop_report(SOP_INVALID, "btree %llu: too deep", (unsigned long long)bt->root);
+            if ((rc = bt->io->alloc(bt->io->arg, n->kind, &left)) != SOP_OK)
+                return rc;
+            if (n->kind == NODE_INTERNAL)
+                node_set_child(left, 0, n->child[0]);
+            if ((rc = node_append(left, n, 0, n->count)) != SOP_OK ||
+                (rc = node_reset(n, NODE_INTERNAL)) != SOP_OK)
+                return rc;
+            node_set_child(n, 0, left->lid);
+            parent = n;
+            pidx = 0;
+            n = left;
+        } else {
+            if ((rc = IO_MUT(c->path[lvl - 1].lid, &parent)) != SOP_OK)
+                return rc;
+            pidx = c->path[lvl - 1].idx;
+        }
+        /* Count splits are done in one step; a byte split may leave a half
+         * holding a huge entry over the limit: split again. */
+        for (;;) {
+            if ((rc = split_node(bt, n, parent, pidx, &right)) != SOP_OK)
+                return rc;
+            if (needs_split(bt, n))
+                continue;
+            if (!needs_split(bt, right))
+                break;
+            n = right;
+            pidx++;
+        }
+        if (root_split)
+            return SOP_OK;
+    }
+    return SOP_OK;
+}
+
+int btree_create(btree_io *io, uint64_t *root)
+{
+    node *n;
+    int rc = io->alloc(io->arg, NODE_LEAF, &n);
+    if (rc == SOP_OK)
+        *root = n->lid;
+    return rc;
+}
+
+int btree_insert(btree *bt, const node_item *it)
+{
+    btree_cursor c;
+    node *leaf;
+    uint32_t i;
+    int rc;
+    if (it->klen > SOP_MAX_KEY)
+        return sop_report(SOP_KEY_TOO_LARGE, "key of %zu bytes", it->klen);
+    if ((rc = descend(bt, &c, it->key, it->klen, it->id, &leaf)) != SOP_OK)
+        return rc;
+    i = c.path[c.depth - 1].idx;
+    if (item_is(leaf, i, it->key, it->klen, it->id))
+        return SOP_KEYEXIST;
+    bt->mod++;
+    if ((rc = IO_MUT(c.path[c.depth - 1].lid, &leaf)) != SOP_OK ||
+        (rc = node_leaf_insert(leaf, i, it)) != SOP_OK)
+        return rc;
+    return split_up(bt, &c);
+}
+
+int btree_replace(btree *bt, const node_item *it)
+{
+    btree_cursor c;
+    node *leaf;
+    uint32_t i;
+    int rc;
+    if ((rc = descend(bt, &c, it->key, it->klen, it->id, &leaf)) != SOP_OK)
+        return rc;
+    i = c.path[c.depth - 1].idx;
+    if (!item_is(leaf, i, it->key, it->klen, it->id))
+        return SOP_NOTFOUND;
+    bt->mod++;
+    if ((rc = IO_MUT(c.path[c.depth - 1].lid, &leaf)) != SOP_OK ||
+        (rc = node_leaf_replace(leaf, i, it)) != SOP_OK)
+        return rc;
+    return split_up(bt, &c);
+}
+
+/* ------------------------------------------------------------ delete */
+
+/* Move k entries from the left sibling L (child ci-1 of p) to the front of
+ * n (child ci). */
+static int borrow_left(node *p, uint32_t ci, node *L, node *n, uint32_t k)
+{
+    node_item x;
+    int rc;
+    for (uint32_t j = 0; j < k; j++) {
+        if (n->kind == NODE_LEAF) {
+            node_get(L, L->count - 1, &x);
+            if ((rc = node_leaf_insert(n, 0, &x)) != SOP_OK)
+                return rc;
+        } else {
+            node_get(p, ci - 1, &x);
+            if ((rc = node_internal_insert_left(n, 0, x.key, x.klen, x.id, L->child[L->count])) != SOP_OK)
+                return rc;
+            node_get(L, L->count - 1, &x);
+            if ((rc = node_internal_set_key(p, ci - 1, x.key, x.klen, x.id)) != SOP_OK)
+                return rc;
+        }
+        node_truncate(L, L->count - 1);
+    }
+    if (n->kind == NODE_LEAF) {
+        node_get(n, 0, &x);
+        return node_internal_set_key(p, ci - 1, x.key, x.klen, x.id);
+    }
+    return SOP_OK;
+}
+
+/* Move k entries from the right sibling R (child ci+1 of p) to the end of n. */
+static int borrow_right(node *p, uint32_t ci, node *n, node *R, uint32_t k)
+{
+    node_item x;
+    int rc;
+    if (n->kind == NODE_LEAF) {
+        if ((rc = node_move_head(R, k, n)) != SOP_OK)
+            return rc;
+        node_get(R, 0, &x);
+        return node_internal_set_key(p, ci, x.key, x.klen, x.id);
+    }
+    for (uint32_t j = 0; j < k; j++) {
+        node_get(p, ci, &x);
+        if ((rc = node_internal_insert(n, n->count, x.key, x.klen, x.id, R->child[0])) != SOP_OK)
+            return rc;
+        node_get(R, 0, &x);
+        if ((rc = node_internal_set_key(p, ci, x.key, x.klen, x.id)) != SOP_OK)
+            return rc;
+        node_internal_remove_left(R, 0);
+    }
+    return SOP_OK;
+}
+
+/* Merge child s+1 of p into child s and release it. */
+static int merge(btree *bt, node *p, uint32_t s)
+{
+    node *L, *R;
+    node_item x;
+    uint64_t rlid = p->child[s + 1];
+    int rc;
+    if ((rc = IO_MUT(p->child[s], &L)) != SOP_OK || (rc = IO_GET(rlid, &R)) != SOP_OK)
+        return rc;
+    if (L->kind != R->kind)
+        return bad_node(R, "sibling of a different kind");
+    if (L->kind == NODE_INTERNAL) {
+        node_get(p, s, &x);
+        if ((rc = node_internal_insert(L, L->count, x.key, x.klen, x.id, R->child[0])) != SOP_OK)
+            return rc;
+    }
+    if ((rc = node_append(L, R, 0, R->count)) != SOP_OK)
+        return rc;
+    node_remove(p, s);
+    return bt->io->release(bt->io->arg, rlid);
+}
+
+/* Restore fill limits from the leaf of path c upwards. */
+static int rebalance(btree *bt, btree_cursor *c)
+{
+    uint32_t minf = min_fill(bt);
+    node *n, *p, *sib, *r, *ch;
+    int rc;
+    for (int lvl = c->depth - 1; lvl > 0; lvl--) {
+        uint32_t ci = c->path[lvl - 1].idx;
+        if ((rc = IO_MUT(c->path[lvl].lid, &n)) != SOP_OK)
+            return rc;
+        if (n->count >= minf)
+            return SOP_OK;
+        if ((rc = IO_MUT(c->path[lvl - 1].lid, &p)) != SOP_OK)
+            return rc;
+        if (ci > 0) {
+            if ((rc = IO_GET(p->child[ci - 1], &sib)) != SOP_OK)
+                return rc;
+            if (sib->count > minf && sib->count > n->count + 1) {
+                uint32_t k = (sib->count - n->count) / 2;
+                if ((rc = IO_MUT(p->child[ci - 1], &sib)) != SOP_OK)
+                    return rc;
+                return borrow_left(p, ci, sib, n, k);
+            }
+        }
+        if (ci < p->count) {
+            if ((rc = IO_GET(p->child[ci + 1], &sib)) != SOP_OK)
+                return rc;
+            if (sib->count > minf && sib->count > n->count + 1) {
+                uint32_t k = (sib->count - n->count) / 2;
+                if ((rc = IO_MUT(p->child[ci + 1], &sib)) != SOP_OK)
+                    return rc;
+                return borrow_right(p, ci, n, sib, k);
+            }
+        }
+        if ((rc = merge(bt, p, ci > 0 ? ci - 1 : ci)) != SOP_OK)
+            return rc;
+    }
+    /* the root: an internal root without separators absorbs its only child */
+    if ((rc = IO_GET(bt->root, &r)) != SOP_OK)
+        return rc;
+    if (r->kind == NODE_INTERNAL && r->count == 0) {
+        uint64_t clid;
+        if ((rc = IO_MUT(bt->root, &r)) != SOP_OK)
+            return rc;
+        clid = r->child[0];
+        if ((rc = IO_GET(clid, &ch)) != SOP_OK)
+            return rc;
+        if ((rc = node_reset(r, ch->kind)) != SOP_OK)
+            return rc;
+        if (ch->kind == NODE_INTERNAL)
+            node_set_child(r, 0, ch->child[0]);
+        if ((rc = node_append(r, ch, 0, ch->count)) != SOP_OK)
+            return rc;
+        return bt->io->release(bt->io->arg, clid);
+    }
+    return SOP_OK;
+}
+
+int btree_delete(btree *bt, const unsigned char *key, size_t klen, const unsigned char *id)
+{
+    btree_cursor c;
+    node *leaf;
+    uint32_t i;
+    int rc;
+    if ((rc = descend(bt, &c, key, klen, id, &leaf)) != SOP_OK)
+        return rc;
+    i = c.path[c.depth - 1].idx;
+    if (!item_is(leaf, i, key, klen, id))
+        return SOP_NOTFOUND;
+    bt->mod++;
+    if ((rc = IO_MUT(c.path[c.depth - 1].lid, &leaf)) != SOP_OK)
+        return rc;
+    node_remove(leaf, i);
+    return rebalance(bt, &c);
+}
+
+/* ------------------------------------------------------------ cursors */
+
+void btree_cursor_init(btree_cursor *c, btree *bt)
+{
+    c->bt = bt;
+    c->positioned = 0;
+    c->depth = 0;
+    c->mod = bt->mod;
+    c->klen = 0;
+}
+
+static void report_gap(btree *bt, const node *leaf, uint32_t i)
+{
+    if (bt->io->on_read)
+        bt->io->on_read(bt->io->arg, leaf, i, i - 1);
+}
+
+/* Remember the item under the cursor (for re-seeks) and mark positioned. */
+static void save_current(btree_cursor *c, const node *leaf)
+{
+    node_item it;
+    node_get(leaf, c->path[c->depth - 1].idx, &it);
+    SOP_ASSERT(it.klen <= SOP_MAX_KEY);
+    if (it.klen)
+        memcpy(c->key, it.key, it.klen);
+    c->klen = it.klen;
+    memcpy(c->id, it.id, 16);
+    c->positioned = 1;
+    c->mod = c->bt->mod;
+}
+
+/* Complete the path below level d (path[d].lid set) down the leftmost
+ * (last = 0) or rightmost edge.  Only the root may be an empty leaf. */
+static int descend_edge(btree_cursor *c, int d, int last, node **leafp)
+{
+    btree *bt = c->bt;
+    node *n;
+    int rc;
+    for (;; d++) {
+        if (d >= BTREE_MAX_DEPTH)
+            return too_deep(bt);
+        if ((rc = IO_GET(c->path[d].lid, &n)) != SOP_OK)
+            return rc;
+        if (n->kind == NODE_LEAF) {
+            if (n->count == 0 && d > 0)
+                return bad_node(n, "empty leaf below the root");
+            c->path[d].idx = last && n->count ? n->count - 1 : 0;
+            c->depth = d + 1;
+            *leafp = n;
+            return SOP_OK;
+        }
+        if (n->kind != NODE_INTERNAL || n->count == 0)
+            return bad_node(n, "bad kind or internal node without separators");
+        c->path[d].idx = last ? n->count : 0;
+        c->path[d + 1].lid = n->child[c->path[d].idx];
+    }
+}
+
+/* Move the path to the next (fwd) or previous leaf: SOP_NOTFOUND at an end. */
+static int step_leaf(btree_cursor *c, int fwd, node **leafp)
+{
+    btree *bt = c->bt;
+    node *n;
+    int rc;
+    for (int d = c->depth - 2; d >= 0; d--) {
+        uint32_t i = c->path[d].idx;
+        if ((rc = IO_GET(c->path[d].lid, &n)) != SOP_OK)
+            return rc;
+        if (n->kind != NODE_INTERNAL || i > n->count)
+            return bad_node(n, "cursor path does not match the tree");
+        if (fwd ? i < n->count : i > 0) {
+            c->path[d].idx = fwd ? i + 1 : i - 1;
+            c->path[d + 1].lid = n->child[c->path[d].idx];
+            return descend_edge(c, d + 1, !fwd, leafp);
+        }
+    }
+    return SOP_NOTFOUND;
+}
+
+/* Make the path valid for the current tree (re-seeking after an edit). */
+static int resync(btree_cursor *c, node **leafp)
+{
+    btree *bt = c->bt;
+    int rc;
+    if (!c->positioned)
+        return SOP_NO_CURSOR;
+    if (c->mod == bt->mod) {
+        if ((rc = IO_GET(c->path[c->depth - 1].lid, leafp)) != SOP_OK)
+            c->positioned = 0;
+        return rc;
+    }
+    c->positioned = 0;
+    if ((rc = descend(bt, c, c->key, c->klen, c->id, leafp)) != SOP_OK)
+        return rc;
+    if (!item_is(*leafp, c->path[c->depth - 1].idx, c->key, c->klen, c->id))
+        return SOP_NO_CURSOR;
+    c->positioned = 1;
+    c->mod = bt->mod;
+    return SOP_OK;
+}
+
+int btree_seek(btree_cursor *c, const unsigned char *key, size_t klen, const unsigned char *id,
+               int *key_eq, int *exact)
+{
+    btree *bt = c->bt;
+    node *leaf;
+    node_item it;
+    uint32_t i;
+    int rc, ex;
+    c->positioned = 0;
+    if (key_eq)
+        *key_eq = 0;
+    if (exact)
+        *exact = 0;
+    if ((rc = descend(bt, c, key, klen, id, &leaf)) != SOP_OK)
+        return rc;
+    i = c->path[c->depth - 1].idx;
+    ex = item_is(leaf, i, key, klen, id);
+    if (!ex)
+        report_gap(bt, leaf, i);
+    if (i == leaf->count) {
+        if ((rc = step_leaf(c, 1, &leaf)) != SOP_OK)
+            return rc;
+        report_gap(bt, leaf, 0);
+    }
+    save_current(c, leaf);
+    node_get(leaf, c->path[c->depth - 1].idx, &it);
+    if (key_eq)
+        *key_eq = node_key_cmp(it.key, it.klen, key, klen) == 0;
+    if (exact)
+        *exact = ex && id != NULL;
+    return SOP_OK;
+}
+
+static int edge(btree_cursor *c, int last)
+{
+    btree *bt = c->bt;
+    node *leaf;
+    int rc;
+    c->positioned = 0;
+    c->path[0].lid = bt->root;
+    if ((rc = descend_edge(c, 0, last, &leaf)) != SOP_OK)
+        return rc;
+    report_gap(bt, leaf, last ? leaf->count : 0);
+    if (leaf->count == 0)
+        return SOP_NOTFOUND;
+    save_current(c, leaf);
+    return SOP_OK;
+}
+
+int btree_first(btree_cursor *c)
+{
+    return edge(c, 0);
+}
+
+int btree_last(btree_cursor *c)
+{
+    return edge(c, 1);
+}
+
+static int step(btree_cursor *c, int fwd)
+{
+    btree *bt = c->bt;
+    node *leaf;
+    uint32_t i;
+    int rc;
+    if ((rc = resync(c, &leaf)) != SOP_OK)
+        return rc;
+    i = c->path[c->depth - 1].idx;
+    if (fwd && i + 1 < leaf->count) {
+        c->path[c->depth - 1].idx = i + 1;
+        report_gap(bt, leaf, i + 1);
+    } else if (!fwd && i > 0) {
+        c->path[c->depth - 1].idx = i - 1;
+        report_gap(bt, leaf, i);
+    } else {
+        report_gap(bt, leaf, fwd ? leaf->count : 0);
+        c->positioned = 0;
+        if ((rc = step_leaf(c, fwd, &leaf)) != SOP_OK)
+            return rc;
+        report_gap(bt, leaf, fwd ? 0 : leaf->count);
+    }
+    save_current(c, leaf);
+    return SOP_OK;
+}
+
+int btree_next(btree_cursor *c)
+{
+    return step(c, 1);
+}
+
+int btree_prev(btree_cursor *c)
+{
+    return step(c, 0);
+}
+
+int btree_current(btree_cursor *c, node_item *it)
+{
+    btree *bt = c->bt;
+    node *leaf;
+    uint32_t i;
+    int rc = resync(c, &leaf);
+    if (rc != SOP_OK)
+        return rc;
+    i = c->path[c->depth - 1].idx;
+    node_get(leaf, i, it);
+    if (bt->io->on_read)
+        bt->io->on_read(bt->io->arg, leaf, i, i);
+    return SOP_OK;
+}
+
+/* ------------------------------------------------------------ walk */
+
+static int walk_rec(btree *bt, uint64_t lid, int depth, int (*fn)(void *arg, const node *n),
+                    void *arg)
+{
+    node *n;
+    int rc;
+    if (depth >= BTREE_MAX_DEPTH)
+        return too_deep(bt);
+    if ((rc = IO_GET(lid, &n)) != SOP_OK || (rc = fn(arg, n)) != 0)
+        return rc;
+    if (n->kind != NODE_INTERNAL)
+        return SOP_OK;
+    for (uint32_t i = 0;; i++) { /* re-get: the subtree walk makes many io calls */
+        uint64_t child;
+        if ((rc = IO_GET(lid, &n)) != SOP_OK)
+            return rc;
+        if (i > n->count)
+            return SOP_OK;
+        child = n->child[i];
+        if ((rc = walk_rec(bt, child, depth + 1, fn, arg)) != 0)
+            return rc;
+    }
+}
+
+int btree_walk(btree *bt, int (*fn)(void *arg, const node *n), void *arg)
+{
+    return walk_rec(bt, bt->root, 0, fn, arg);
+}
+
+/* ------------------------------------------------------------ check */
+
+typedef struct bound {
+    int has;
+    size_t klen;
+    unsigned char id[16];
+    unsigned char key[SOP_MAX_KEY];
+} bound;
+
+typedef struct check_ctx {
+    btree *bt;
+    int leaf_depth;
+    uint64_t items;
+    bound (*lvl)[2]; /* [depth][0 = lower (inclusive), 1 = upper (exclusive)] */
+    uint64_t *lids;  /* open-addressing set of visited lids; UINT64_MAX = empty */
+    size_t lid_cap, lid_count;
+    int seen_max;
+} check_ctx;
+
+static int lid_add(check_ctx *x, uint64_t lid)
+{
+    size_t i;
+    if (lid == UINT64_MAX) {
+        if (x->seen_max)
+            return 1;
+        x->seen_max = 1;
+        return 0;
+    }
+    if (2 * (x->lid_count + 1) > x->lid_cap) {
+        size_t cap = x->lid_cap ? 2 * x->lid_cap : 1024;
+        uint64_t *t = sop_malloc(cap * sizeof *t), *old = x->lids;
+        if (!t)
+            return -1;
+        memset(t, 0xff, cap * sizeof *t);
+        x->lids = t;
+        x->lid_cap = cap;
+        x->lid_count = 0;
+        for (size_t j = 0; old && j < cap / 2; j++)
+            if (old[j] != UINT64_MAX)
+                lid_add(x, old[j]);
+        sop_free(old);
+    }
+    for (i = (size_t)(lid * 0x9E3779B97F4A7C15ull) & (x->lid_cap - 1); x->lids[i] != UINT64_MAX;
+         i = (i + 1) & (x->lid_cap - 1))
+        if (x->lids[i] == lid)
+            return 1;
+    x->lids[i] = lid;
+    x->lid_count++;
+    return 0;
+}
+
+static void set_bound(bound *b, const bound *from, const node *n, uint32_t i, int use_node)
+{
+    node_item it;
+    if (!use_node) {
+        b->has = from->has;
+        b->klen = from->klen;
+        memcpy(b->id, from->id, 16);
+        if (from->has && from->klen)
+            memcpy(b->key, from->key, from->klen);
+        return;
+    }
+    node_get(n, i, &it);
+    b->has = 1;
+    b->klen = it.klen;
+    memcpy(b->id, it.id, 16);
+    if (it.klen)
+        memcpy(b->key, it.key, it.klen);
+}
+
+static int check_node(check_ctx *x, uint64_t lid, int d)
+{
+    btree *bt = x->bt;
+    bound *lo = &x->lvl[d][0], *hi = &x->lvl[d][1];
+    uint32_t minf = min_fill(bt);
+    unsigned long long L = (unsigned long long)lid;
+    node_item it, prev;
+    node *n;
+    int rc;
+
+    if (d >= BTREE_MAX_DEPTH - 1)
+        return too_deep(bt);
+    if ((rc = lid_add(x, lid)) != 0)
+        return rc < 0 ? sop_report(SOP_NOMEM, "btree check: out of memory")
+                      : SOP_CORRUPT_AT("node %llu: referenced twice", L);
+    if ((rc = IO_GET(lid, &n)) != SOP_OK)
+        return rc;
+    if (n->lid != lid)
+        return SOP_CORRUPT_AT("node %llu: holds lid %llu", L, (unsigned long long)n->lid);
+    if (n->kind != NODE_LEAF && n->kind != NODE_INTERNAL)
+        return SOP_CORRUPT_AT("node %llu: bad kind %d", L, n->kind);
+    if (n->count > slot_len(bt))
+        return SOP_CORRUPT_AT("node %llu: %u entries, max %u", L, n->count, slot_len(bt));
+    if (d > 0 && n->count < minf)
+        return SOP_CORRUPT_AT("node %llu: %u entries, min %u", L, n->count, minf);
+    if (n->kind == NODE_INTERNAL && n->count == 0)
+        return SOP_CORRUPT_AT("node %llu: internal node without separators", L);
+    for (uint32_t i = 0; i < n->count; i++) {
+        node_get(n, i, &it);
+        if (i > 0 && node_cmp(prev.key, prev.klen, prev.id, it.key, it.klen, it.id) >= 0)
+            return SOP_CORRUPT_AT("node %llu: entries %u and %u out of order", L, i - 1, i);
+        if (lo->has && node_cmp(it.key, it.klen, it.id, lo->key, lo->klen, lo->id) < 0)
+            return SOP_CORRUPT_AT("node %llu: entry %u below its separator", L, i);
+        if (hi->has && node_cmp(it.key, it.klen, it.id, hi->key, hi->klen, hi->id) >= 0)
+            return SOP_CORRUPT_AT("node %llu: entry %u not below the next separator", L, i);
+        prev = it;
+    }
+    if (n->kind == NODE_LEAF) {
+        if (x->leaf_depth < 0)
+            x->leaf_depth = d;
+        else if (x->leaf_depth != d)
+            return SOP_CORRUPT_AT("node %llu: leaf at depth %d, others at %d", L, d, x->leaf_depth);
+        x->items += n->count;
+        return SOP_OK;
+    }
+    for (uint32_t i = 0;; i++) {
+        uint64_t child;
+        if ((rc = IO_GET(lid, &n)) != SOP_OK) /* re-get: the subtree check makes many io calls */
+            return rc;
+        if (i > n->count)
+            return SOP_OK;
+        set_bound(&x->lvl[d + 1][0], lo, n, i - 1, i > 0);
+        set_bound(&x->lvl[d + 1][1], hi, n, i, i < n->count);
+        child = n->child[i];
+        if ((rc = check_node(x, child, d + 1)) != SOP_OK)
+            return rc;
+    }
+}
+
+int btree_check(btree *bt, uint64_t *item_count)
+{
+    check_ctx x;
+    int rc;
+    memset(&x, 0, sizeof x);
+    x.bt = bt;
+    x.leaf_depth = -1;
+    if (bt->slot_length < 2)
+        return sop_report(SOP_INVALID, "btree %llu: slot length %u", (unsigned long long)bt->root,
+                          bt->slot_length);
+    x.lvl = sop_malloc(sizeof(bound[2]) * BTREE_MAX_DEPTH);
+    if (!x.lvl)
+        return sop_report(SOP_NOMEM, "btree check: out of memory");
+    x.lvl[0][0].has = 0;
+    x.lvl[0][1].has = 0;
+    rc = check_node(&x, bt->root, 0);
+    sop_free(x.lvl);
+    sop_free(x.lids);
+    if (rc == SOP_OK && item_count)
+        *item_count = x.items;
+    return rc;
+}

@@ -1,0 +1,134 @@
+/*
+ * core.h - the internal structures shared by env.c (database handle, log
+ * following, recovery, commit pipeline), txn.c (transactions, snapshots,
+ * copy-on-write node access) and api.c (item and cursor operations).
+ */
+#ifndef SOP_CORE_H
+#define SOP_CORE_H
+
+#include <pthread.h>
+
+#include "btree.h"
+#include "catalog.h"
+#include "registry.h"
+
+#define LOG_ROTATE_BYTES (64u << 20) /* start a new log file beyond this */
+#define TEMP_LID_BIT (1ull << 63)     /* lids allocated inside a transaction */
+#define PIN_RING 256
+
+typedef struct pending_pub {
+    uint64_t seq;
+    catalog *cat;
+} pending_pub;
+
+struct sop_env {
+    char *path;
+    const sop_io *io;
+    unsigned flags;
+    sop_file *lock_file;
+    unsigned char dbid[16];
+
+    /* log files, indexed by file number (files[0] unused) */
+    pthread_mutex_t commit_mu; /* serialises catch-up, sequencing and appends */
+    sop_file **files;
+    uint32_t nfiles_cap;
+    uint32_t cur_file;
+    uint64_t log_end;          /* end of applied/written data in cur_file */
+    uint64_t log_bytes;        /* total bytes in log files */
+    uint32_t unsynced_lo;      /* oldest file with unsynced writes (0 = none) */
+
+    /* sequenced state (under commit_mu) */
+    uint64_t seq_last;
+    catalog *seq_cat;
+    uint64_t next_lid;
+    uint32_t next_store_id;
+
+    /* published state (under mu): what new snapshots see */
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    uint64_t pub_seq;
+    catalog *pub_cat;
+    pending_pub *pending;
+    size_t npending, cap_pending;
+    uint64_t durable_seq;      /* fsync covered every batch up to here */
+    uint64_t written_seq;      /* last batch written (not necessarily synced) */
+    int syncing;               /* a thread is running fsync */
+    int poisoned;
+    sop_txn *active_head, *active_tail; /* ordered by snapshot */
+    size_t nactive;
+
+    registry *reg;
+    uint64_t node_reads, value_reads; /* atomic counters */
+};
+
+typedef struct txn_store txn_store;
+struct txn_store {
+    txn_store *next;
+    store_def *def;   /* definition (ref held) */
+    int created;      /* created in this transaction */
+    int written;
+    int dropped;      /* removed in this transaction */
+    int64_t delta;    /* count change */
+    uint64_t base_count;
+    btree bt;
+};
+
+struct sop_store {
+    sop_store *next;
+    sop_txn *txn;
+    txn_store *ts;
+    sop_cursor *cursors;
+    btree_cursor cur; /* the handle's own cursor for point operations */
+};
+
+struct sop_cursor {
+    sop_cursor *next;
+    sop_store *store;
+    btree_cursor bc;
+};
+
+/* dirty node table entry */
+typedef struct dirty_ent {
+    uint64_t lid;
+    node *n;
+} dirty_ent;
+
+struct sop_txn {
+    sop_env *env;
+    int mode;
+    int failed;            /* an I/O or corruption error: only abort is allowed */
+    uint64_t snap;
+    catalog *cat;
+    uint64_t deadline_ns;
+    sop_txn *prev, *next;  /* env's active list */
+    btree_io io;
+    txn_store *stores;
+    sop_store *handles;
+    /* dirty nodes: open addressing on lid */
+    dirty_ent *dirty;
+    size_t dirty_mask, ndirty;
+    uint64_t *freed;       /* lids of snapshot nodes dropped by this transaction */
+    size_t nfreed, cap_freed;
+    uint64_t next_temp;
+    uint32_t next_temp_store;
+    node *pins[PIN_RING];
+    unsigned pin_pos;
+    unsigned op_count;
+    char errmsg[512];
+};
+
+/* env.c */
+int env_catch_up(sop_env *env);              /* commit_mu held */
+int env_read_node(sop_env *env, uint64_t lid, uint64_t snap, node **out);
+int env_commit(sop_txn *txn);                /* the commit pipeline */
+void env_txn_register(sop_env *env, sop_txn *txn);
+void env_txn_unregister(sop_env *env, sop_txn *txn);
+
+/* txn.c */
+int txn_check_live(sop_txn *txn);
+int txn_open_store(sop_txn *txn, const char *name, const sop_store_options *create, sop_store **out);
+node *txn_dirty_get(const sop_txn *txn, uint64_t lid);
+void txn_end(sop_txn *txn); /* release everything; txn freed */
+int txn_fail(sop_txn *txn, int rc);
+
+#endif

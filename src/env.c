@@ -1,0 +1,793 @@
+/*
+ * env.c - the database handle: opening a folder and recovering it from the
+ * commit log, following commits made by other processes (catch-up), reading
+ * nodes for snapshots, and the commit pipeline:
+ *
+ *   ACTIVE --validate--> SEQUENCED --write--> WRITTEN --fsync--> DURABLE --> PUBLISHED
+ *      \--conflict / error--> ABORTED        \--write error: truncate back--> ABORTED
+ *                                              WRITTEN --fsync error--> env POISONED
+ *
+ * SEQUENCED..WRITTEN run under commit_mu and the cross-process file lock:
+ * catch up with the log, check that no store the transaction used changed
+ * since its snapshot, give real lids to new nodes, append the batch.  The
+ * batch's versions enter the registry and the sequenced catalog then, so
+ * the next committer validates against them, but new snapshots see them
+ * only once an fsync covering them returned (PUBLISHED).  fsync runs
+ * outside commit_mu: one syncing thread covers every batch written before
+ * it started (group commit).
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core.h"
+
+#define DEFAULT_CACHE (256u << 20)
+
+/* -------------------------------------------------------------- files */
+static char *log_name(sop_env *env, uint32_t no)
+{
+    char name[32];
+    snprintf(name, sizeof name, "log-%08u.sop", no);
+    return sop_path_join(env->path, name);
+}
+
+static int files_reserve(sop_env *env, uint32_t no)
+{
+    if (no < env->nfiles_cap)
+        return SOP_OK;
+    uint32_t ncap = env->nfiles_cap ? env->nfiles_cap : 16;
+    while (ncap <= no)
+        ncap *= 2;
+    sop_file **nf = sop_realloc(env->files, ncap * sizeof *nf);
+    if (!nf)
+        return sop_report(SOP_NOMEM, "log file table");
+    memset(nf + env->nfiles_cap, 0, (ncap - env->nfiles_cap) * sizeof *nf);
+    env->files = nf;
+    env->nfiles_cap = ncap;
+    return SOP_OK;
+}
+
+static int open_log(sop_env *env, uint32_t no, int create)
+{
+    int rc = files_reserve(env, no);
+    if (rc)
+        return rc;
+    if (env->files[no])
+        return SOP_OK;
+    char *p = log_name(env, no);
+    if (!p)
+        return sop_report(SOP_NOMEM, "log path");
+    sop_file *f = NULL;
+    rc = env->io->open(env->io, p, create ? SOP_IO_CREATE : 0, &f);
+    if (rc == SOP_OK && create) {
+        unsigned char h[LOG_FILE_HEADER];
+        log_file_header(h, no, env->dbid);
+        rc = f->io->pwrite(f, h, sizeof h, 0);
+        if (rc == SOP_OK && !(env->flags & SOP_ENV_NOSYNC))
+            rc = f->io->sync(f);
+        if (rc == SOP_OK && !(env->flags & SOP_ENV_NOSYNC))
+            rc = env->io->sync_dir(env->io, env->path);
+    } else if (rc == SOP_OK) {
+        unsigned char h[LOG_FILE_HEADER], id[16];
+        size_t got;
+        rc = f->io->pread(f, h, sizeof h, 0, &got);
+        if (rc == SOP_OK)
+            rc = log_file_header_check(h, got, no, id, p);
+        if (rc == SOP_OK && memcmp(id, env->dbid, 16) != 0)
+            rc = SOP_CORRUPT_AT("%s belongs to another database", p);
+    }
+    sop_free(p);
+    if (rc != SOP_OK) {
+        if (f)
+            f->io->close(f);
+        return rc;
+    }
+    env->files[no] = f;
+    return SOP_OK;
+}
+
+/* ----------------------------------------------------- applying commits */
+typedef struct apply_ctx {
+    sop_env *env;
+    uint32_t file;
+} apply_ctx;
+
+static int apply_commit(void *arg, const log_commit *c, uint64_t off, uint64_t len)
+{
+    apply_ctx *a = arg;
+    sop_env *env = a->env;
+    (void)off;
+    env->log_bytes += len;
+    if (c->seq != env->seq_last + 1)
+        return SOP_CORRUPT_AT("log file %u offset %llu: commit %llu follows commit %llu", a->file,
+                              (unsigned long long)off, (unsigned long long)c->seq,
+                              (unsigned long long)env->seq_last);
+    catalog *nc;
+    int rc = cat_apply(env->seq_cat, c->seq, c->cat_ops, c->cat_ops_len, &nc);
+    if (rc)
+        return rc;
+    for (uint32_t i = 0; i < c->n_blobs && rc == SOP_OK; i++)
+        rc = reg_put(env->reg, c->blobs[i].lid, c->seq, LOC_MAKE(a->file, c->blobs[i].off),
+                     c->blobs[i].len, NULL);
+    for (uint32_t i = 0; i < c->n_freed && rc == SOP_OK; i++)
+        rc = reg_put(env->reg, c->freed[i], c->seq, 0, 0, NULL);
+    if (rc) {
+        cat_unref(nc);
+        return rc;
+    }
+    cat_unref(env->seq_cat);
+    env->seq_cat = nc;
+    env->seq_last = c->seq;
+    if (c->next_lid > env->next_lid)
+        env->next_lid = c->next_lid;
+    if (c->next_store_id > env->next_store_id)
+        env->next_store_id = c->next_store_id;
+    return SOP_OK;
+}
+
+/* Publish everything sequenced up to seq (mu held). */
+static void publish_upto(sop_env *env, uint64_t seq)
+{
+    size_t k = 0;
+    while (k < env->npending && env->pending[k].seq <= seq) {
+        cat_unref(env->pub_cat);
+        env->pub_cat = env->pending[k].cat;
+        env->pub_seq = env->pending[k].seq;
+        k++;
+    }
+    memmove(env->pending, env->pending + k, (env->npending - k) * sizeof *env->pending);
+    env->npending -= k;
+}
+
+static int push_pending(sop_env *env, uint64_t seq, catalog *cat)
+{
+    if (env->npending == env->cap_pending) {
+        size_t ncap = env->cap_pending ? env->cap_pending * 2 : 16;
+        pending_pub *np = sop_realloc(env->pending, ncap * sizeof *np);
+        if (!np)
+            return sop_report(SOP_NOMEM, "publication queue");
+        env->pending = np;
+        env->cap_pending = ncap;
+    }
+    cat_ref(cat);
+    env->pending[env->npending++] = (pending_pub){seq, cat};
+    return SOP_OK;
+}
+
+/* Follow the log from the applied end (commit_mu held).  locked: this process
+ * holds the cross-process lock, so an incomplete batch at the end is a torn
+ * write of a dead writer and is truncated. */
+static int catch_up(sop_env *env, int locked)
+{
+    for (;;) {
+        sop_file *f = env->files[env->cur_file];
+        uint64_t size;
+        int rc = f->io->size(f, &size);
+        if (rc)
+            return rc;
+        if (size > env->log_end) {
+            uint64_t before = env->seq_last, end;
+            int torn;
+            apply_ctx a = {env, env->cur_file};
+            rc = log_scan(f, env->log_end, apply_commit, &a, &end, &torn);
+            env->log_end = end;
+            if (env->seq_last != before) {
+                pthread_mutex_lock(&env->mu);
+                int prc = push_pending(env, env->seq_last, env->seq_cat);
+                publish_upto(env, env->seq_last);
+                pthread_mutex_unlock(&env->mu);
+                if (prc)
+                    return prc;
+            }
+            if (rc)
+                return rc;
+            if (torn && locked) {
+                /* a writer died mid-batch: drop the torn tail */
+                if ((rc = f->io->truncate(f, end)) != SOP_OK)
+                    return rc;
+                if (!(env->flags & SOP_ENV_NOSYNC) && (rc = f->io->sync(f)) != SOP_OK)
+                    return rc;
+            }
+            if (torn)
+                return SOP_OK;
+        }
+        if (env->log_end < LOG_ROTATE_BYTES)
+            return SOP_OK;
+        /* the file is full: has a newer one been started? */
+        char *p = log_name(env, env->cur_file + 1);
+        if (!p)
+            return sop_report(SOP_NOMEM, "log path");
+        int ex = env->io->exists(env->io, p);
+        sop_free(p);
+        if (ex < 0)
+            return -ex;
+        if (!ex)
+            return SOP_OK;
+        if ((rc = open_log(env, env->cur_file + 1, 0)) != SOP_OK)
+            return rc;
+        env->cur_file++;
+        env->log_end = LOG_FILE_HEADER;
+    }
+}
+
+int env_catch_up(sop_env *env)
+{
+    if (env->poisoned)
+        return sop_report(SOP_POISONED, "database %s failed after a commit point; reopen it", env->path);
+    return catch_up(env, 0);
+}
+
+/* ------------------------------------------------------------ reading */
+int env_read_node(sop_env *env, uint64_t lid, uint64_t snap, node **out)
+{
+    uint64_t loc;
+    uint32_t len;
+    node *n;
+    int rc = reg_get(env->reg, lid, snap, &loc, &len, &n);
+    if (rc == SOP_NOTFOUND)
+        return SOP_CORRUPT_AT("%s: node %llu is referenced but has no version at commit %llu",
+                              env->path, (unsigned long long)lid, (unsigned long long)snap);
+    if (n) {
+        *out = n;
+        return SOP_OK;
+    }
+    uint32_t fno = LOC_FILE(loc);
+    sop_file *f = fno < env->nfiles_cap ? env->files[fno] : NULL;
+    if (!f)
+        return SOP_CORRUPT_AT("%s: node %llu lives in log file %u, which is missing", env->path,
+                              (unsigned long long)lid, fno);
+    unsigned char *payload;
+    if ((rc = log_read_blob(f, LOC_OFF(loc), lid, len, &payload)) != SOP_OK)
+        return rc;
+    __atomic_add_fetch(&env->node_reads, 1, __ATOMIC_RELAXED);
+    rc = node_decode(payload, len, lid, &n);
+    sop_free(payload);
+    if (rc != SOP_OK)
+        return sop_report(rc, "%s (log file %u offset %llu): %s", env->path, fno,
+                          (unsigned long long)LOC_OFF(loc), sop_errmsg());
+    reg_cache(env->reg, lid, loc, n);
+    *out = n;
+    return SOP_OK;
+}
+
+/* ----------------------------------------------------- snapshot tracking */
+void env_txn_register(sop_env *env, sop_txn *t)
+{
+    pthread_mutex_lock(&env->mu);
+    t->snap = env->pub_seq;
+    t->cat = env->pub_cat;
+    cat_ref(t->cat);
+    t->prev = env->active_tail;
+    t->next = NULL;
+    if (env->active_tail)
+        env->active_tail->next = t;
+    else
+        env->active_head = t;
+    env->active_tail = t;
+    env->nactive++;
+    pthread_mutex_unlock(&env->mu);
+}
+
+void env_txn_unregister(sop_env *env, sop_txn *t)
+{
+    pthread_mutex_lock(&env->mu);
+    int was_oldest = env->active_head == t;
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        env->active_head = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    else
+        env->active_tail = t->prev;
+    env->nactive--;
+    uint64_t min_snap = env->active_head ? env->active_head->snap : env->pub_seq;
+    pthread_mutex_unlock(&env->mu);
+    cat_unref(t->cat);
+    if (was_oldest)
+        reg_prune(env->reg, min_snap, NULL, NULL);
+}
+
+/* --------------------------------------------------------------- open */
+static int list_logs(void *arg, const char *name)
+{
+    uint32_t *range = arg;
+    unsigned no;
+    char tail[8];
+    if (sscanf(name, "log-%8u.%3s", &no, tail) == 2 && !strcmp(tail, "sop") && strlen(name) == 16 && no) {
+        if (!range[0] || no < range[0])
+            range[0] = no;
+        if (no > range[1])
+            range[1] = no;
+        range[2]++;
+    }
+    return SOP_OK;
+}
+
+static void random_bytes(unsigned char *p, size_t n)
+{
+    FILE *f = fopen("/dev/urandom", "rb");
+    size_t got = f ? fread(p, 1, n, f) : 0;
+    if (f)
+        fclose(f);
+    for (size_t i = got; i < n; i++) {
+        sop_id id;
+        sop_id_generate(&id);
+        p[i] = id.bytes[15 - (i % 4)];
+    }
+}
+
+static int recover(sop_env *env)
+{
+    uint32_t range[3] = {0, 0, 0};
+    int rc = env->io->list(env->io, env->path, list_logs, range);
+    if (rc)
+        return rc;
+    if (!range[2]) {
+        random_bytes(env->dbid, 16);
+        if ((rc = open_log(env, 1, 1)) != SOP_OK)
+            return rc;
+        env->cur_file = 1;
+        env->log_end = LOG_FILE_HEADER;
+        env->log_bytes = LOG_FILE_HEADER;
+        return SOP_OK;
+    }
+    if (range[1] - range[0] + 1 != range[2])
+        return SOP_CORRUPT_AT("%s: log files %u..%u are not contiguous (%u found)", env->path,
+                              range[0], range[1], range[2]);
+    /* the database id comes from the first file */
+    {
+        char *p = log_name(env, range[0]);
+        sop_file *f = NULL;
+        unsigned char h[LOG_FILE_HEADER];
+        size_t got = 0;
+        if (!p)
+            return sop_report(SOP_NOMEM, "log path");
+        rc = env->io->open(env->io, p, 0, &f);
+        if (rc == SOP_OK)
+            rc = f->io->pread(f, h, sizeof h, 0, &got);
+        if (rc == SOP_OK)
+            rc = log_file_header_check(h, got, range[0], env->dbid, p);
+        if (f)
+            f->io->close(f);
+        sop_free(p);
+        if (rc)
+            return rc;
+    }
+    for (uint32_t no = range[0]; no <= range[1]; no++) {
+        if ((rc = open_log(env, no, 0)) != SOP_OK)
+            return rc;
+        sop_file *f = env->files[no];
+        uint64_t end, size;
+        int torn;
+        apply_ctx a = {env, no};
+        env->log_bytes += LOG_FILE_HEADER;
+        if ((rc = log_scan(f, LOG_FILE_HEADER, apply_commit, &a, &end, &torn)) != SOP_OK)
+            return rc;
+        if ((rc = f->io->size(f, &size)) != SOP_OK)
+            return rc;
+        if (torn && no != range[1])
+            return SOP_CORRUPT_AT("%s: log file %u is damaged at offset %llu and newer files exist",
+                                  env->path, no, (unsigned long long)end);
+        if (end < size) {
+            /* torn tail of the last file: the batch never completed */
+            if ((rc = f->io->truncate(f, end)) != SOP_OK)
+                return rc;
+            if (!(env->flags & SOP_ENV_NOSYNC) && (rc = f->io->sync(f)) != SOP_OK)
+                return rc;
+        }
+        env->cur_file = no;
+        env->log_end = end;
+    }
+    return SOP_OK;
+}
+
+int sop_env_open(const char *path, const sop_env_options *opts, sop_env **out)
+{
+    if (!out)
+        return sop_report(SOP_MISUSE, "NULL output");
+    *out = NULL;
+    if (!path || !*path)
+        return sop_report(SOP_INVALID, "database path is empty");
+    const sop_io *io = sop_io_posix();
+    sop_env *env = sop_calloc(1, sizeof *env);
+    if (!env)
+        return sop_report(SOP_NOMEM, "environment");
+    env->io = io;
+    env->flags = opts ? opts->flags : 0;
+    size_t cache = opts && opts->cache_bytes ? opts->cache_bytes : DEFAULT_CACHE;
+    pthread_mutex_init(&env->commit_mu, NULL);
+    pthread_mutex_init(&env->mu, NULL);
+    pthread_cond_init(&env->cond, NULL);
+    env->next_lid = 1;
+    env->next_store_id = 1;
+    int rc;
+    char *lockp = NULL;
+    env->path = sop_strdup(path);
+    env->seq_cat = cat_empty();
+    if (!env->path || !env->seq_cat) {
+        rc = sop_report(SOP_NOMEM, "environment");
+        goto fail;
+    }
+    size_t pl = strlen(env->path);
+    while (pl > 1 && env->path[pl - 1] == '/')
+        env->path[--pl] = 0;
+    SOP_CHECK(reg_open(cache, &env->reg));
+    SOP_CHECK(io->mkdir(io, env->path));
+    {
+        char fs[32];
+        SOP_CHECK(io->fs_type(io, env->path, fs, sizeof fs));
+        if (strcmp(fs, "local") != 0) {
+            rc = sop_report(SOP_INVALID,
+                            "%s is on a network file system (%s); SOP databases need local disk: "
+                            "their commit lock and fsync ordering are not reliable over %s",
+                            env->path, fs, fs);
+            goto fail;
+        }
+    }
+    lockp = sop_path_join(env->path, "sop.lock");
+    if (!lockp) {
+        rc = sop_report(SOP_NOMEM, "lock path");
+        goto fail;
+    }
+    SOP_CHECK(io->open(io, lockp, SOP_IO_CREATE, &env->lock_file));
+    SOP_CHECK(env->lock_file->io->lock(env->lock_file, 1, 1));
+    rc = recover(env);
+    SOP_KEEP_FIRST(rc, env->lock_file->io->unlock(env->lock_file));
+    if (rc)
+        goto fail;
+    env->pub_seq = env->durable_seq = env->written_seq = env->seq_last;
+    env->pub_cat = env->seq_cat;
+    cat_ref(env->pub_cat);
+    sop_free(lockp);
+    *out = env;
+    return SOP_OK;
+fail:
+    sop_free(lockp);
+    {
+        char keep[1024];
+        snprintf(keep, sizeof keep, "%s", sop_errmsg());
+        sop_env_close(env);
+        sop_report(rc, "%s", keep + (strncmp(keep, sop_strerror(rc), strlen(sop_strerror(rc))) ? 0 : strlen(sop_strerror(rc)) + 2));
+    }
+    return rc;
+}
+
+int sop_env_close(sop_env *env)
+{
+    if (!env)
+        return SOP_OK;
+    pthread_mutex_lock(&env->mu);
+    size_t n = env->nactive;
+    pthread_mutex_unlock(&env->mu);
+    if (n)
+        return sop_report(SOP_MISUSE, "%zu transactions are still open on %s", n, env->path);
+    for (uint32_t i = 0; i < env->nfiles_cap; i++)
+        if (env->files && env->files[i])
+            env->files[i]->io->close(env->files[i]);
+    sop_free(env->files);
+    if (env->lock_file)
+        env->lock_file->io->close(env->lock_file);
+    for (size_t i = 0; i < env->npending; i++)
+        cat_unref(env->pending[i].cat);
+    sop_free(env->pending);
+    cat_unref(env->pub_cat);
+    cat_unref(env->seq_cat);
+    reg_close(env->reg);
+    pthread_mutex_destroy(&env->commit_mu);
+    pthread_mutex_destroy(&env->mu);
+    pthread_cond_destroy(&env->cond);
+    sop_free(env->path);
+    sop_free(env);
+    return SOP_OK;
+}
+
+const char *sop_env_path(const sop_env *env)
+{
+    return env ? env->path : NULL;
+}
+
+/* ------------------------------------------------------------- commit */
+typedef struct lid_map {
+    uint64_t *real; /* indexed by temp counter */
+    size_t n;
+} lid_map;
+
+static uint64_t map_lid(void *arg, uint64_t lid)
+{
+    lid_map *m = arg;
+    if (!(lid & TEMP_LID_BIT))
+        return lid;
+    uint64_t k = lid & ~TEMP_LID_BIT;
+    return k < m->n ? m->real[k] : 0;
+}
+
+/* Wait until seq is durable (group commit: one thread syncs for all). */
+static int sync_upto(sop_env *env, uint64_t seq, uint64_t *durable, uint64_t *written_seq,
+                     uint32_t *unsynced_lo)
+{
+    int rc = SOP_OK;
+    pthread_mutex_lock(&env->mu);
+    while (!env->poisoned && *durable < seq) {
+        if (env->syncing) {
+            pthread_cond_wait(&env->cond, &env->mu);
+            continue;
+        }
+        env->syncing = 1;
+        uint64_t target = *written_seq;
+        uint32_t lo = *unsynced_lo, hi = env->cur_file;
+        *unsynced_lo = 0;
+        pthread_mutex_unlock(&env->mu);
+        if (!(env->flags & SOP_ENV_NOSYNC) && lo) {
+            for (uint32_t f = lo; f <= hi && rc == SOP_OK; f++)
+                if (env->files[f])
+                    rc = env->files[f]->io->sync(env->files[f]);
+        }
+        pthread_mutex_lock(&env->mu);
+        env->syncing = 0;
+        if (rc != SOP_OK) {
+            env->poisoned = 1;
+            pthread_cond_broadcast(&env->cond);
+            break;
+        }
+        if (target > *durable)
+            *durable = target;
+        publish_upto(env, *durable);
+        pthread_cond_broadcast(&env->cond);
+    }
+    if (rc == SOP_OK && env->poisoned && *durable < seq)
+        rc = sop_report(SOP_POISONED, "an fsync of %s failed; the database must be reopened", env->path);
+    pthread_mutex_unlock(&env->mu);
+    return rc;
+}
+
+static int validate(sop_txn *t)
+{
+    sop_env *env = t->env;
+    for (txn_store *ts = t->stores; ts; ts = ts->next) {
+        if (ts->created) {
+            if (cat_find(env->seq_cat, ts->def->name))
+                return sop_report(SOP_CONFLICT, "store '%s' was created by a concurrent transaction",
+                                  ts->def->name);
+            continue;
+        }
+        const cat_entry *e = cat_find_id(env->seq_cat, ts->def->id);
+        if (!e)
+            return sop_report(SOP_CONFLICT, "store '%s' was removed by a concurrent transaction",
+                              ts->def->name);
+        if (e->last_mod > t->snap)
+            return sop_report(SOP_CONFLICT,
+                              "store '%s' was changed by a concurrent commit (%llu) after this "
+                              "transaction's snapshot (%llu)",
+                              ts->def->name, (unsigned long long)e->last_mod, (unsigned long long)t->snap);
+    }
+    return SOP_OK;
+}
+
+static int has_writes(sop_txn *t)
+{
+    if (t->ndirty || t->nfreed)
+        return 1;
+    for (txn_store *ts = t->stores; ts; ts = ts->next)
+        if (ts->written || ts->created || ts->dropped)
+            return 1;
+    return 0;
+}
+
+int env_commit(sop_txn *t)
+{
+    sop_env *env = t->env;
+    if (t->mode != SOP_TXN_WRITE || !has_writes(t))
+        return SOP_OK; /* a snapshot read is consistent by construction */
+    int rc = SOP_OK, locked = 0;
+    sbuf b = {0}, scratch = {0}, ops = {0};
+    lid_map m = {0};
+    log_commit c;
+    memset(&c, 0, sizeof c);
+    store_def **newdefs = NULL;
+    node **bnodes = NULL;
+    size_t nnew = 0;
+
+    pthread_mutex_lock(&env->commit_mu);
+    if (env->poisoned) {
+        rc = sop_report(SOP_POISONED, "database %s failed after a commit point; reopen it", env->path);
+        goto out;
+    }
+    SOP_CHECK(env->lock_file->io->lock(env->lock_file, 1, 1));
+    locked = 1;
+    SOP_CHECK(catch_up(env, 1));
+    SOP_CHECK(validate(t));
+
+    uint64_t seq = env->seq_last + 1;
+    /* real lids for new nodes, real ids for new stores */
+    m.n = t->next_temp + 1;
+    m.real = sop_calloc(m.n, sizeof *m.real);
+    c.blobs = sop_calloc(t->ndirty ? t->ndirty : 1, sizeof *c.blobs);
+    bnodes = sop_calloc(t->ndirty ? t->ndirty : 1, sizeof *bnodes);
+    for (txn_store *ts = t->stores; ts; ts = ts->next)
+        nnew += ts->created;
+    newdefs = sop_calloc(nnew ? nnew : 1, sizeof *newdefs);
+    if (!m.real || !c.blobs || !newdefs || !bnodes) {
+        rc = sop_report(SOP_NOMEM, "commit");
+        goto fail;
+    }
+    uint64_t next_lid = env->next_lid;
+    for (size_t i = 0; t->dirty && i <= t->dirty_mask; i++) {
+        uint64_t lid = t->dirty[i].lid;
+        if (lid & TEMP_LID_BIT)
+            m.real[lid & ~TEMP_LID_BIT] = next_lid++;
+    }
+    uint32_t next_store_id = env->next_store_id;
+    nnew = 0;
+    for (txn_store *ts = t->stores; ts; ts = ts->next) {
+        if (!ts->created)
+            continue;
+        sop_store_options o;
+        memset(&o, 0, sizeof o);
+        o.slot_length = ts->def->slot_length;
+        o.is_unique = ts->def->unique;
+        o.value_placement = ts->def->placement;
+        o.leaf_load_balancing = ts->def->llb;
+        o.is_primitive_key = ts->def->primitive;
+        o.description = ts->def->description;
+        o.index_spec = (sop_val){ts->def->index_spec_len, ts->def->index_spec};
+        o.metadata = (sop_val){ts->def->metadata_len, ts->def->metadata};
+        store_def *d = def_new(next_store_id++, ts->def->name, map_lid(&m, ts->def->root), &o);
+        if (!d) {
+            rc = sop_report(SOP_NOMEM, "commit");
+            goto fail;
+        }
+        newdefs[nnew++] = d;
+        cat_op_create(&ops, d);
+        cat_op_touch(&ops, d->id, ts->delta);
+    }
+    for (txn_store *ts = t->stores; ts; ts = ts->next) {
+        if (ts->created)
+            continue;
+        if (ts->dropped)
+            cat_op_drop(&ops, ts->def->id);
+        else if (ts->written)
+            cat_op_touch(&ops, ts->def->id, ts->delta);
+    }
+
+    /* the batch: every dirty node as a blob, then the commit record */
+    log_batch_begin(&b);
+    for (size_t i = 0; t->dirty && i <= t->dirty_mask; i++) {
+        node *n = t->dirty[i].n;
+        if (!n)
+            continue;
+        size_t sz = node_encoded_size(n);
+        scratch.len = 0;
+        unsigned char *p = sbuf_reserve(&scratch, sz);
+        if (!p)
+            break;
+        node_encode(n, p, map_lid, &m);
+        uint64_t real = map_lid(&m, t->dirty[i].lid);
+        size_t at = log_put_blob(&b, LOG_KIND_NODE, real, 0, p, sz);
+        bnodes[c.n_blobs] = n;
+        c.blobs[c.n_blobs++] = (log_blob_ref){real, at, (uint32_t)sz};
+    }
+    c.seq = seq;
+    c.next_lid = next_lid;
+    c.next_store_id = next_store_id;
+    c.n_freed = (uint32_t)t->nfreed;
+    c.freed = t->freed;
+    c.cat_ops = ops.p;
+    c.cat_ops_len = (uint32_t)ops.len;
+    if (b.err || scratch.err || ops.err) {
+        rc = sop_report(SOP_NOMEM, "commit batch");
+        goto fail;
+    }
+    /* a full file: start the next one */
+    if (env->log_end >= LOG_ROTATE_BYTES) {
+        SOP_CHECK(open_log(env, env->cur_file + 1, 1));
+        pthread_mutex_lock(&env->mu);
+        if (!env->unsynced_lo)
+            env->unsynced_lo = env->cur_file; /* the old file may hold unsynced batches */
+        env->cur_file++;
+        env->log_end = LOG_FILE_HEADER;
+        env->log_bytes += LOG_FILE_HEADER;
+        pthread_mutex_unlock(&env->mu);
+    }
+    uint64_t base = env->log_end;
+    log_batch_finish(&b, base, &c);
+    c.freed = NULL;
+    if (b.err) {
+        rc = sop_report(SOP_NOMEM, "commit batch");
+        goto fail;
+    }
+    sop_file *f = env->files[env->cur_file];
+    rc = f->io->pwrite(f, b.p, b.len, base);
+    if (rc != SOP_OK) {
+        /* nothing of this batch may survive: cut it off again */
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", sop_errmsg());
+        if (f->io->truncate(f, base) != SOP_OK) {
+            pthread_mutex_lock(&env->mu);
+            env->poisoned = 1;
+            pthread_mutex_unlock(&env->mu);
+        }
+        sop_report(rc, "%s", msg + strlen(sop_strerror(rc)) + 2);
+        goto fail;
+    }
+
+    /* WRITTEN: install the versions and the new catalog */
+    catalog *nc;
+    rc = cat_apply(env->seq_cat, seq, ops.p, ops.len, &nc);
+    if (rc != SOP_OK) {
+        pthread_mutex_lock(&env->mu);
+        env->poisoned = 1;
+        pthread_mutex_unlock(&env->mu);
+        goto fail;
+    }
+    for (uint32_t i = 0; i < c.n_blobs; i++) {
+        node *n = bnodes[i];
+        {
+            /* the committed node becomes an immutable cached version */
+            n->lid = c.blobs[i].lid;
+            if (n->kind == NODE_INTERNAL)
+                for (uint32_t k = 0; k <= n->count; k++)
+                    n->child[k] = map_lid(&m, n->child[k]);
+            n->is_mutable = 0;
+        }
+        int prc = reg_put(env->reg, c.blobs[i].lid, seq, LOC_MAKE(env->cur_file, base + c.blobs[i].off),
+                          c.blobs[i].len, n);
+        if (prc != SOP_OK && rc == SOP_OK)
+            rc = prc;
+    }
+    for (size_t i = 0; i < t->nfreed; i++) {
+        int prc = reg_put(env->reg, t->freed[i], seq, 0, 0, NULL);
+        if (prc != SOP_OK && rc == SOP_OK)
+            rc = prc;
+    }
+    cat_unref(env->seq_cat);
+    env->seq_cat = nc;
+    env->seq_last = seq;
+    env->next_lid = next_lid;
+    env->next_store_id = next_store_id;
+    env->log_end = base + b.len;
+    pthread_mutex_lock(&env->mu);
+    env->log_bytes += b.len;
+    if (rc == SOP_OK)
+        rc = push_pending(env, seq, nc);
+    if (rc != SOP_OK)
+        env->poisoned = 1; /* in-memory state no longer matches the log */
+    if (!env->unsynced_lo)
+        env->unsynced_lo = env->cur_file;
+    env->written_seq = seq;
+    pthread_mutex_unlock(&env->mu);
+    if (rc != SOP_OK)
+        goto fail;
+    env->lock_file->io->unlock(env->lock_file);
+    locked = 0;
+    pthread_mutex_unlock(&env->commit_mu);
+    sbuf_free(&b);
+    sbuf_free(&scratch);
+    sbuf_free(&ops);
+    sop_free(m.real);
+    log_commit_free(&c);
+    for (size_t i = 0; i < nnew; i++)
+        def_unref(newdefs[i]);
+    sop_free(newdefs);
+    sop_free(bnodes);
+    /* DURABLE, then PUBLISHED */
+    return sync_upto(env, seq, &env->durable_seq, &env->written_seq, &env->unsynced_lo);
+
+fail:
+out:
+    if (locked)
+        env->lock_file->io->unlock(env->lock_file);
+    pthread_mutex_unlock(&env->commit_mu);
+    sbuf_free(&b);
+    sbuf_free(&scratch);
+    sbuf_free(&ops);
+    sop_free(m.real);
+    c.freed = NULL;
+    log_commit_free(&c);
+    for (size_t i = 0; i < nnew; i++)
+        def_unref(newdefs[i]);
+    sop_free(newdefs);
+    sop_free(bnodes);
+    return rc;
+}

@@ -1,0 +1,392 @@
+/*
+ * txn.c - transactions: snapshot acquisition, the copy-on-write node access
+ * the B-tree runs on (btree_io), the table of private (dirty) nodes, store
+ * handles, and the transaction state rules (a failed transaction only
+ * aborts; an ended one rejects every call with SOP_TXN_ENDED).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "core.h"
+
+/* ------------------------------------------------------- dirty table */
+static size_t h64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    return (size_t)x;
+}
+
+node *txn_dirty_get(const sop_txn *t, uint64_t lid)
+{
+    if (!t->dirty)
+        return NULL;
+    size_t i = h64(lid) & t->dirty_mask;
+    while (t->dirty[i].lid) {
+        if (t->dirty[i].lid == lid)
+            return t->dirty[i].n;
+        i = (i + 1) & t->dirty_mask;
+    }
+    return NULL;
+}
+
+static int dirty_put(sop_txn *t, uint64_t lid, node *n)
+{
+    if (!t->dirty || (t->ndirty + 1) * 2 > t->dirty_mask + 1) {
+        size_t ncap = t->dirty ? (t->dirty_mask + 1) * 2 : 64;
+        dirty_ent *nd = sop_calloc(ncap, sizeof *nd);
+        if (!nd)
+            return sop_report(SOP_NOMEM, "transaction node table");
+        for (size_t i = 0; t->dirty && i <= t->dirty_mask; i++) {
+            if (!t->dirty[i].lid)
+                continue;
+            size_t j = h64(t->dirty[i].lid) & (ncap - 1);
+            while (nd[j].lid)
+                j = (j + 1) & (ncap - 1);
+            nd[j] = t->dirty[i];
+        }
+        sop_free(t->dirty);
+        t->dirty = nd;
+        t->dirty_mask = ncap - 1;
+    }
+    size_t i = h64(lid) & t->dirty_mask;
+    while (t->dirty[i].lid)
+        i = (i + 1) & t->dirty_mask;
+    t->dirty[i].lid = lid;
+    t->dirty[i].n = n;
+    t->ndirty++;
+    return SOP_OK;
+}
+
+static void dirty_del(sop_txn *t, uint64_t lid)
+{
+    size_t i = h64(lid) & t->dirty_mask;
+    while (t->dirty[i].lid && t->dirty[i].lid != lid)
+        i = (i + 1) & t->dirty_mask;
+    if (!t->dirty[i].lid)
+        return;
+    node_unref(t->dirty[i].n);
+    /* backward-shift delete */
+    size_t j = i;
+    for (;;) {
+        j = (j + 1) & t->dirty_mask;
+        if (!t->dirty[j].lid)
+            break;
+        size_t home = h64(t->dirty[j].lid) & t->dirty_mask;
+        if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
+            t->dirty[i] = t->dirty[j];
+            i = j;
+        }
+    }
+    t->dirty[i].lid = 0;
+    t->dirty[i].n = NULL;
+    t->ndirty--;
+}
+
+/* ------------------------------------------------------------ btree_io */
+static void pin(sop_txn *t, node *n)
+{
+    unsigned k = t->pin_pos++ % PIN_RING;
+    if (t->pins[k])
+        node_unref(t->pins[k]);
+    t->pins[k] = n;
+}
+
+static int io_get(void *arg, uint64_t lid, node **out)
+{
+    sop_txn *t = arg;
+    node *n = txn_dirty_get(t, lid);
+    if (n) {
+        *out = n;
+        return SOP_OK;
+    }
+    if (lid & TEMP_LID_BIT)
+        return SOP_CORRUPT_AT("transaction node %llu vanished", (unsigned long long)lid);
+    int rc = env_read_node(t->env, lid, t->snap, &n);
+    if (rc != SOP_OK)
+        return txn_fail(t, rc);
+    pin(t, n);
+    *out = n;
+    return SOP_OK;
+}
+
+static int io_get_mut(void *arg, uint64_t lid, node **out)
+{
+    sop_txn *t = arg;
+    node *n = txn_dirty_get(t, lid);
+    if (n) {
+        *out = n;
+        return SOP_OK;
+    }
+    node *clean;
+    int rc = io_get(arg, lid, &clean);
+    if (rc != SOP_OK)
+        return rc;
+    n = node_clone(clean, lid);
+    if (!n)
+        return sop_report(SOP_NOMEM, "copying node %llu", (unsigned long long)lid);
+    if ((rc = dirty_put(t, lid, n)) != SOP_OK) {
+        node_unref(n);
+        return rc;
+    }
+    *out = n;
+    return SOP_OK;
+}
+
+static int io_alloc(void *arg, int kind, node **out)
+{
+    sop_txn *t = arg;
+    uint64_t lid = TEMP_LID_BIT | ++t->next_temp;
+    node *n = node_new(lid, kind);
+    if (!n)
+        return sop_report(SOP_NOMEM, "new node");
+    int rc = dirty_put(t, lid, n);
+    if (rc != SOP_OK) {
+        node_unref(n);
+        return rc;
+    }
+    *out = n;
+    return SOP_OK;
+}
+
+static int io_release(void *arg, uint64_t lid)
+{
+    sop_txn *t = arg;
+    if (txn_dirty_get(t, lid))
+        dirty_del(t, lid);
+    if (lid & TEMP_LID_BIT)
+        return SOP_OK;
+    if (t->nfreed == t->cap_freed) {
+        size_t ncap = t->cap_freed ? t->cap_freed * 2 : 64;
+        uint64_t *nf = sop_realloc(t->freed, ncap * sizeof *nf);
+        if (!nf)
+            return sop_report(SOP_NOMEM, "transaction free list");
+        t->freed = nf;
+        t->cap_freed = ncap;
+    }
+    t->freed[t->nfreed++] = lid;
+    return SOP_OK;
+}
+
+/* ------------------------------------------------------------- state */
+static void set_txn_msg(sop_txn *t)
+{
+    snprintf(t->errmsg, sizeof t->errmsg, "%s", sop_errmsg());
+}
+
+int txn_fail(sop_txn *t, int rc)
+{
+    if (rc == SOP_CORRUPT || rc == SOP_IOERR || rc == SOP_NOSPACE || rc == SOP_NOMEM ||
+        rc == SOP_VERSION || rc == SOP_POISONED)
+        t->failed = rc;
+    set_txn_msg(t);
+    return rc;
+}
+
+int txn_check_live(sop_txn *t)
+{
+    if (!t)
+        return sop_report(SOP_MISUSE, "NULL transaction");
+    if (t->failed)
+        return sop_report(SOP_TXN_ENDED,
+                          "the transaction failed earlier (%s) and can only be rolled back",
+                          sop_strerror(t->failed));
+    if ((++t->op_count & 255) == 0 && sop_mono_ns() > t->deadline_ns)
+        return sop_report(SOP_TIMEOUT, "transaction exceeded its max_time");
+    return SOP_OK;
+}
+
+int sop_txn_begin(sop_env *env, int mode, uint64_t max_time_ms, sop_txn **out)
+{
+    *out = NULL;
+    if (!env)
+        return sop_report(SOP_MISUSE, "NULL environment");
+    if (mode != SOP_TXN_NOCHECK && mode != SOP_TXN_WRITE && mode != SOP_TXN_READ)
+        return sop_report(SOP_INVALID, "transaction mode %d (want 0 NoCheck, 1 ForWriting, 2 ForReading)", mode);
+    sop_txn *t = sop_calloc(1, sizeof *t);
+    if (!t)
+        return sop_report(SOP_NOMEM, "transaction");
+    t->env = env;
+    t->mode = mode;
+    if (!max_time_ms)
+        max_time_ms = 15ull * 60 * 1000;
+    t->deadline_ns = sop_mono_ns() + max_time_ms * 1000000ull;
+    t->io.arg = t;
+    t->io.get = io_get;
+    t->io.get_mut = io_get_mut;
+    t->io.alloc = io_alloc;
+    t->io.release = io_release;
+    t->io.on_read = NULL;
+    pthread_mutex_lock(&env->commit_mu);
+    int rc = env_catch_up(env);
+    pthread_mutex_unlock(&env->commit_mu);
+    if (rc != SOP_OK) {
+        sop_free(t);
+        return rc;
+    }
+    env_txn_register(env, t); /* takes the snapshot */
+    *out = t;
+    return SOP_OK;
+}
+
+void txn_end(sop_txn *t)
+{
+    while (t->handles) {
+        sop_store *s = t->handles;
+        t->handles = s->next;
+        while (s->cursors) {
+            sop_cursor *c = s->cursors;
+            s->cursors = c->next;
+            sop_free(c);
+        }
+        sop_free(s);
+    }
+    while (t->stores) {
+        txn_store *ts = t->stores;
+        t->stores = ts->next;
+        def_unref(ts->def);
+        sop_free(ts);
+    }
+    for (size_t i = 0; t->dirty && i <= t->dirty_mask; i++)
+        if (t->dirty[i].lid)
+            node_unref(t->dirty[i].n);
+    sop_free(t->dirty);
+    sop_free(t->freed);
+    for (unsigned i = 0; i < PIN_RING; i++)
+        node_unref(t->pins[i]);
+    env_txn_unregister(t->env, t);
+    sop_free(t);
+}
+
+void sop_txn_abort(sop_txn *t)
+{
+    if (t)
+        txn_end(t);
+}
+
+int sop_txn_mode(const sop_txn *t)
+{
+    return t ? t->mode : -1;
+}
+
+const char *sop_txn_errmsg(const sop_txn *t)
+{
+    return t && t->errmsg[0] ? t->errmsg : sop_errmsg();
+}
+
+int sop_txn_commit(sop_txn *t)
+{
+    if (!t)
+        return sop_report(SOP_MISUSE, "NULL transaction");
+    int rc;
+    if (t->failed)
+        rc = sop_report(SOP_TXN_ENDED, "the transaction failed earlier (%s); it was rolled back",
+                        sop_strerror(t->failed));
+    else if (sop_mono_ns() > t->deadline_ns)
+        rc = sop_report(SOP_TIMEOUT, "transaction exceeded its max_time; it was rolled back");
+    else
+        rc = env_commit(t);
+    txn_end(t);
+    return rc;
+}
+
+/* -------------------------------------------------------------- stores */
+static txn_store *find_txn_store(sop_txn *t, const char *name)
+{
+    for (txn_store *ts = t->stores; ts; ts = ts->next)
+        if (!strcmp(ts->def->name, name))
+            return ts;
+    return NULL;
+}
+
+int txn_open_store(sop_txn *t, const char *name, const sop_store_options *create, sop_store **out)
+{
+    *out = NULL;
+    int rc = txn_check_live(t);
+    if (rc != SOP_OK)
+        return rc;
+    if ((rc = store_name_check(name)) != SOP_OK)
+        return rc;
+    sop_store_options o;
+    if (create) {
+        o = *create;
+        if (o.slot_length == 0)
+            o.slot_length = 1000;
+        if (o.slot_length < 2 || o.slot_length > 20000)
+            return sop_report(SOP_INVALID, "slot_length %u out of range 2..20000", o.slot_length);
+        if (o.value_placement < 0 || o.value_placement > 2)
+            return sop_report(SOP_INVALID, "value placement %d (want 0, 1 or 2)", o.value_placement);
+        if (o.index_spec.size > SOP_MAX_KEY_DOC || o.metadata.size > SOP_MAX_KEY_DOC)
+            return sop_report(SOP_INVALID, "store options too large");
+    }
+    txn_store *ts = find_txn_store(t, name);
+    if (!ts) {
+        const cat_entry *e = cat_find(t->cat, name);
+        ts = sop_calloc(1, sizeof *ts);
+        if (!ts)
+            return sop_report(SOP_NOMEM, "store handle");
+        if (e) {
+            if (create && !def_compatible(e->def, &o)) {
+                sop_free(ts);
+                return sop_report(SOP_STORE_INCOMPATIBLE,
+                                  "store '%s' exists with a different configuration (slot_length %u, "
+                                  "unique %d, value placement %d, index specification %s)",
+                                  name, e->def->slot_length, e->def->unique, e->def->placement,
+                                  e->def->index_spec_len ? "set" : "none");
+            }
+            ts->def = e->def;
+            def_ref(ts->def);
+            ts->base_count = e->count;
+        } else {
+            if (!create) {
+                sop_free(ts);
+                return sop_report(SOP_STORE_NOTFOUND, "store '%s' not found", name);
+            }
+            if (t->mode != SOP_TXN_WRITE) {
+                sop_free(ts);
+                return sop_report(SOP_READONLY, "cannot create store '%s' in a read-only transaction", name);
+            }
+            uint64_t root;
+            if ((rc = btree_create(&t->io, &root)) != SOP_OK) {
+                sop_free(ts);
+                return rc;
+            }
+            ts->def = def_new(++t->next_temp_store, name, root, &o);
+            if (!ts->def) {
+                sop_free(ts);
+                return sop_report(SOP_NOMEM, "store definition");
+            }
+            ts->created = 1;
+            ts->written = 1;
+        }
+        ts->bt.io = &t->io;
+        ts->bt.root = ts->def->root;
+        ts->bt.slot_length = ts->def->slot_length;
+        ts->next = t->stores;
+        t->stores = ts;
+    } else if (create && !def_compatible(ts->def, &o)) {
+        return sop_report(SOP_STORE_INCOMPATIBLE, "store '%s' exists with a different configuration", name);
+    }
+    sop_store *s = sop_calloc(1, sizeof *s);
+    if (!s)
+        return sop_report(SOP_NOMEM, "store handle");
+    s->txn = t;
+    s->ts = ts;
+    btree_cursor_init(&s->cur, &ts->bt);
+    s->next = t->handles;
+    t->handles = s;
+    *out = s;
+    return SOP_OK;
+}
+
+int sop_store_open(sop_txn *txn, const char *name, const sop_store_options *create, sop_store **store)
+{
+    if (!store)
+        return sop_report(SOP_MISUSE, "NULL output");
+    *store = NULL;
+    int rc = txn_open_store(txn, name, create, store);
+    if (rc != SOP_OK && txn)
+        txn_fail(txn, rc);
+    return rc;
+}

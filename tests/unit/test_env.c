@@ -1,0 +1,439 @@
+/*
+ * test_env.c - engine tests through the public API: stores, items,
+ * transactions, snapshots, cursors, paging, reopen/recovery of the commit
+ * log (including a torn tail), store removal and bad input.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sop.h"
+#include "test.h"
+
+static char dir[256];
+
+static void fresh_dir(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/sop_test_env_XXXXXX");
+    if (!mkdtemp(dir))
+        abort();
+}
+
+static void rm_dir(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup failed\n");
+}
+
+static sop_val ikey(sop_keybuf *kb, int64_t v)
+{
+    sop_key_reset(kb);
+    sop_key_int(kb, v, 0);
+    return (sop_val){kb->size, kb->data};
+}
+
+static sop_val sval(const char *s)
+{
+    return (sop_val){strlen(s), s};
+}
+
+static sop_env *open_env(void)
+{
+    sop_env *env = NULL;
+    sop_env_options o = {0, SOP_ENV_NOSYNC};
+    CHECK_RC(sop_env_open(dir, &o, &env), SOP_OK);
+    return env;
+}
+
+static sop_store_options opts(uint32_t slot, int unique)
+{
+    sop_store_options o;
+    memset(&o, 0, sizeof o);
+    o.slot_length = slot;
+    o.is_unique = unique;
+    o.is_primitive_key = 1;
+    return o;
+}
+
+TEST(basic_add_find_commit_reopen)
+{
+    fresh_dir();
+    sop_env *env = open_env();
+    REQUIRE(env);
+    sop_txn *t;
+    sop_store *s;
+    sop_keybuf kb;
+    sop_key_init(&kb);
+    CHECK_RC(sop_txn_begin(env, SOP_TXN_WRITE, 0, &t), SOP_OK);
+    sop_store_options o = opts(8, 1);
+    CHECK_RC(sop_store_open(t, "users", &o, &s), SOP_OK);
+    for (int i = 0; i < 1000; i++) {
+        char v[32];
+        snprintf(v, sizeof v, "value %d", i);
+        sop_val k = ikey(&kb, i * 7 % 1000), val = sval(v);
+        CHECK_RC(sop_add(s, &k, NULL, &val, NULL), SOP_OK);
+    }
+    sop_val k = ikey(&kb, 5), val = sval("dup");
+    CHECK_RC(sop_add(s, &k, NULL, &val, NULL), SOP_KEYEXIST);
+    uint64_t n = 0;
+    CHECK_RC(sop_store_count(s, &n), SOP_OK);
+    CHECK(n == 1000);
+    CHECK_RC(sop_txn_commit(t), SOP_OK);
+    CHECK_RC(sop_env_close(env), SOP_OK);
+
+    env = open_env();
+    REQUIRE(env);
+    CHECK_RC(sop_txn_begin(env, SOP_TXN_READ, 0, &t), SOP_OK);
+    CHECK_RC(sop_store_open(t, "users", NULL, &s), SOP_OK);
+    CHECK_RC(sop_store_count(s, &n), SOP_OK);
+    CHECK(n == 1000);
+    sop_cursor *c;
+    CHECK_RC(sop_cursor_open(s, &c), SOP_OK);
+    int count = 0;
+    int64_t prev = -1;
+    for (int rc = sop_cursor_first(c); rc == SOP_OK; rc = sop_cursor_next(c)) {
+        sop_val kk, vv;
+        CHECK_RC(sop_cursor_get(c, &kk, NULL, &vv, NULL), SOP_OK);
+        sop_key_reader r;
+        sop_key_field f;
+        sop_key_reader_init(&r, kk.data, kk.size);
+        CHECK(sop_key_next(&r, &f) == 1);
+        CHECK(f.type == SOP_KT_INT && f.i == prev + 1);
+        char want[32];
+        snprintf(want, sizeof want, "value %d", (int)((f.i * 143) % 1000)); /* 7*143 = 1001 */
+        CHECK(vv.size == strlen(want) && !memcmp(vv.data, want, vv.size));
+        prev = f.i;
+        sop_key_reader_free(&r);
+        count++;
+    }
+    CHECK(count == 1000);
+    k = ikey(&kb, 1000);
+    CHECK_RC(sop_cursor_find(c, &k), SOP_NOTFOUND);
+    CHECK(!sop_cursor_is_positioned(c));
+    /* a write in a reading transaction */
+    k = ikey(&kb, 5000);
+    CHECK_RC(sop_add(s, &k, NULL, &val, NULL), SOP_READONLY);
+    sop_txn_abort(t);
+    CHECK_RC(sop_env_check(env, NULL), SOP_OK);
+    CHECK_RC(sop_env_close(env), SOP_OK);
+    sop_key_free(&kb);
+    rm_dir();
+}
+
+TEST(rollback_and_snapshot_isolation)
+{
+    fresh_dir();
+    sop_env *env = open_env();
+    REQUIRE(env);
+    sop_keybuf kb;
+    sop_key_init(&kb);
+    sop_txn *t, *r;
+    sop_store *s, *rs;
+    sop_store_options o = opts(4, 1);
+    CHECK_RC(sop_txn_begin(env, SOP_TXN_WRITE, 0, &t), SOP_OK);
+    CHECK_RC(sop_store_open(t, "a", &o, &s), SOP_OK);
+    sop_val k = ikey(&kb, 1), v = sval("one");
+    CHECK_RC(sop_add(s, &k, NULL, &v, NULL), SOP_OK);
+    CHECK_RC(sop_txn_commit(t), SOP_OK);
+
+    /* reader snapshot before the next commit */
+    CHECK_RC(sop_txn_begin(env, SOP_TXN_READ, 0, &r), SOP_OK);
+    CHECK_RC(sop_store_open(r, "a", NULL, &rs), SOP_OK);
+
+    CHECK_RC(sop_txn_begin(env, SOP_TXN_WRITE, 0, &t), SOP_OK);
+    CHECK_RC(sop_store_open(t, "a", NULL, &s), SOP_OK);
+    for (int i = 2; i < 200; i++) {
+        k = ikey(&kb, i);
+        CHECK_RC(sop_add(s, &k, NULL, &v, NULL), SOP_OK);
+    }
+    v = sval("uno");
+    k = ikey(&kb, 1);
+    CHECK_RC(sop_update(s, &k, NULL, &v), SOP_OK);
+    CHECK_RC(sop_txn_commit(t), SOP_OK);
+
+    uint64_t n;
+    CHECK_RC(sop_store_count(rs, &n), SOP_OK);
+    CHECK(n == 1);
+    sop_val got;
+    CHECK_RC(sop_get(rs, &k, NULL, &got, NULL), SOP_OK);
+    CHECK(got.size == 3 && !memcmp(got.data, "one", 3));
+    sop_txn_abort(r);
+
+    /* rollback leaves nothing */
+    CHECK_RC(sop_txn_begin(env, SOP_TXN_WRITE, 0, &t), SOP_OK);
+    CHECK_RC(sop_store_open(t, "a", NULL, &s), SOP_OK);
+    CHECK_RC(sop_remove(s, &k), SOP_OK);
+    sop_txn_abort(t);
+    CHECK_RC(sop_txn_begin(env, SOP_TXN_READ, 0, &r), SOP_OK);
+    CHECK_RC(sop_store_open(r, "a", NULL, &rs), SOP_OK);
+    CHECK_RC(sop_get(rs, &k, NULL, &got, NULL), SOP_OK);
+    CHECK(got.size == 3 && !memcmp(got.data, "uno", 3));
+    CHECK_RC(sop_store_count(rs, &n), SOP_OK);
+    CHECK(n == 199);
+    sop_txn_abort(r);
+    CHECK_RC(sop_env_check(env, NULL), SOP_OK);
+    sop_env_close(env);
+    sop_key_free(&kb);
+    rm_dir();
+}
+
+TEST(conflict_and_multi_store)
+{
+    fresh_dir();
+    sop_env *env = open_env();
+    REQUIRE(env);
+    sop_keybuf kb;
+    sop_key_init(&kb);
+    sop_txn *t1, *t2;
+    sop_store *a1, *b1, *a2;
+    sop_store_options o = opts(16, 1);
+    CHECK_RC(sop_txn_begin(env, SOP_TXN_WRITE, 0, &t1), SOP_OK);
+    CHECK_RC(sop_store_open(t1, "accounts", &o, &a1), SOP_OK);
+    CHECK_RC(sop_store_open(t1, "logs", &o, &b1), SOP_OK);
+    sop_val k = ikey(&kb, 1), v = sval("100");
+    CHECK_RC(sop_add(a1, &k, NULL, &v, NULL), SOP_OK);
+    CHECK_RC(sop_add(b1, &k, NULL, &v, NULL), SOP_OK);
+    CHECK_RC(sop_txn_commit(t1), SOP_OK);
+
+    CHECK_RC(sop_txn_begin(env, SOP_TXN_WRITE, 0, &t1), SOP_OK);
+    CHECK_RC(sop_txn_begin(env, SOP_TXN_WRITE, 0, &t2), SOP_OK);
+    CHECK_RC(sop_store_open(t1, "accounts", NULL, &a1), SOP_OK);
+    CHECK_RC(sop_store_open(t2, "accounts", NULL, &a2), SOP_OK);
+    v = sval("90");
+    CHECK_RC(sop_update(a1, &k, NULL, &v), SOP_OK);
+    v = sval("80");
+    CHECK_RC(sop_update(a2, &k, NULL, &v), SOP_OK);
+    CHECK_RC(sop_txn_commit(t1), SOP_OK);
+    CHECK_RC(sop_txn_commit(t2), SOP_CONFLICT);
+
+    char **names;
+    size_t nn;
+    CHECK_RC(sop_env_list_stores(env, &names, &nn), SOP_OK);
+    CHECK(nn == 2 && !strcmp(names[0], "accounts") && !strcmp(names[1], "logs"));
+    sop_free(names);
+    CHECK_RC(sop_env_remove_store(env, "logs"), SOP_OK);
+    CHECK_RC(sop_env_remove_store(env, "logs"), SOP_STORE_NOTFOUND);
+    CHECK_RC(sop_env_remove_store(env, "../x"), SOP_BAD_NAME);
+    CHECK_RC(sop_txn_begin(env, SOP_TXN_WRITE, 0, &t1), SOP_OK);
+    CHECK_RC(sop_store_open(t1, "logs", NULL, &b1), SOP_STORE_NOTFOUND);
+    CHECK_RC(sop_store_open(t1, "a/b", &o, &b1), SOP_BAD_NAME);
+    sop_store_options o2 = opts(32, 1);
+    CHECK_RC(sop_store_open(t1, "accounts", &o2, &b1), SOP_STORE_INCOMPATIBLE);
+    sop_txn_abort(t1);
+    sop_env_close(env);
+    env = open_env();
+    CHECK_RC(sop_env_list_stores(env, &names, &nn), SOP_OK);
+    CHECK(nn == 1);
+    sop_free(names);
+    CHECK_RC(sop_env_check(env, NULL), SOP_OK);
+    sop_env_close(env);
+    sop_key_free(&kb);
+    rm_dir();
+}
+
+static int collect(void *arg, const sop_val *k, const sop_val *d, const sop_val *v, const sop_id *id)
+{
+    (void)d; (void)v; (void)id;
+    int64_t *out = arg;
+    sop_key_reader r;
+    sop_key_field f;
+    sop_key_reader_init(&r, k->data, k->size);
+    if (sop_key_next(&r, &f) == 1)
+        out[1 + out[0]++] = f.i;
+    sop_key_reader_free(&r);
+    return 0;
+}
+
+TEST(paging)
+{
+    fresh_dir();
+    sop_env *env = open_env();
+    REQUIRE(env);
+    sop_keybuf kb;
+    sop_key_init(&kb);
+    sop_txn *t;
+    sop_store *s;
+    sop_store_options o = opts(6, 1);
+    CHECK_RC(sop_txn_begin(env, SOP_TXN_WRITE, 0, &t), SOP_OK);
+    CHECK_RC(sop_store_open(t, "p", &o, &s), SOP_OK);
+    sop_cursor *c;
+    CHECK_RC(sop_cursor_open(s, &c), SOP_OK);
+    int64_t got[64];
+    sop_paging pg = {0, 10, 0, SOP_FORWARD};
+    got[0] = 0;
+    CHECK_RC(sop_cursor_fetch(c, &pg, SOP_FETCH_KEYS, collect, got), SOP_OK); /* empty */
+    CHECK(got[0] == 0);
+    for (int i = 0; i < 50; i++) {
+        sop_val k = ikey(&kb, i), v = sval("x");
+        CHECK_RC(sop_add(s, &k, NULL, &v, NULL), SOP_OK);
+    }
+    got[0] = 0;
+    CHECK_RC(sop_cursor_fetch(c, &pg, SOP_FETCH_KEYS, collect, got), SOP_OK);
+    CHECK(got[0] == 10 && got[1] == 0 && got[10] == 9);
+    got[0] = 0;
+    CHECK_RC(sop_cursor_fetch(c, &pg, SOP_FETCH_KEYS, collect, got), SOP_OK);
+    CHECK(got[0] == 10 && got[1] == 10);
+    sop_paging pg2 = {2, 10, 3, SOP_FORWARD}; /* skip 20 from 20 -> 40.. */
+    got[0] = 0;
+    CHECK_RC(sop_cursor_fetch(c, &pg2, SOP_FETCH_KEYS, collect, got), SOP_OK);
+    CHECK(got[0] == 3 && got[1] == 40 && got[3] == 42);
+    sop_paging pg3 = {0, 20, 0, SOP_FORWARD};
+    got[0] = 0;
+    CHECK_RC(sop_cursor_fetch(c, &pg3, SOP_FETCH_KEYS, collect, got), SOP_OK);
+    CHECK(got[0] == 7 && got[7] == 49); /* stops at the end */
+    CHECK(!sop_cursor_is_positioned(c));
+    sop_paging back = {0, 5, 0, SOP_BACKWARD};
+    got[0] = 0;
+    CHECK_RC(sop_cursor_fetch(c, &back, SOP_FETCH_KEYS, collect, got), SOP_OK);
+    CHECK(got[0] == 5 && got[1] == 49 && got[5] == 45);
+    sop_paging bad = {0, 0, 0, SOP_FORWARD};
+    CHECK_RC(sop_cursor_fetch(c, &bad, SOP_FETCH_KEYS, collect, got), SOP_INVALID);
+    sop_paging off = {1, 5, 0, SOP_FORWARD};
+    CHECK_RC(sop_cursor_first(c), SOP_OK);
+    sop_paging far = {100, 5, 0, SOP_FORWARD};
+    got[0] = 0;
+    CHECK_RC(sop_cursor_fetch(c, &far, SOP_FETCH_KEYS, collect, got), SOP_OK);
+    CHECK(got[0] == 0 && !sop_cursor_is_positioned(c));
+    CHECK_RC(sop_cursor_fetch(c, &off, SOP_FETCH_KEYS, collect, got), SOP_NO_CURSOR);
+    sop_txn_abort(t);
+    sop_env_close(env);
+    sop_key_free(&kb);
+    rm_dir();
+}
+
+TEST(duplicates_and_ids)
+{
+    fresh_dir();
+    sop_env *env = open_env();
+    REQUIRE(env);
+    sop_keybuf kb;
+    sop_key_init(&kb);
+    sop_txn *t;
+    sop_store *s;
+    sop_store_options o = opts(4, 0);
+    CHECK_RC(sop_txn_begin(env, SOP_TXN_WRITE, 0, &t), SOP_OK);
+    CHECK_RC(sop_store_open(t, "d", &o, &s), SOP_OK);
+    sop_id ids[20];
+    for (int i = 0; i < 20; i++) {
+        char v[8];
+        snprintf(v, sizeof v, "%d", i);
+        sop_val k = ikey(&kb, i % 2), val = sval(v);
+        CHECK_RC(sop_add(s, &k, NULL, &val, &ids[i]), SOP_OK);
+    }
+    sop_cursor *c;
+    CHECK_RC(sop_cursor_open(s, &c), SOP_OK);
+    sop_val k = ikey(&kb, 1);
+    CHECK_RC(sop_cursor_find(c, &k), SOP_OK);
+    sop_val v;
+    sop_id id;
+    CHECK_RC(sop_cursor_get(c, NULL, NULL, &v, &id), SOP_OK);
+    CHECK(!memcmp(&id, &ids[1], 16)); /* first duplicate = oldest */
+    CHECK_RC(sop_cursor_find_id(c, &k, &ids[11]), SOP_OK);
+    CHECK_RC(sop_cursor_get(c, NULL, NULL, &v, &id), SOP_OK);
+    CHECK(v.size == 2 && !memcmp(v.data, "11", 2));
+    CHECK_RC(sop_remove_id(s, &k, &ids[11]), SOP_OK);
+    CHECK_RC(sop_cursor_find_id(c, &k, &ids[11]), SOP_NOTFOUND);
+    uint64_t n;
+    sop_store_count(s, &n);
+    CHECK(n == 19);
+    CHECK_RC(sop_txn_commit(t), SOP_OK);
+    CHECK_RC(sop_env_check(env, NULL), SOP_OK);
+    sop_env_close(env);
+    sop_key_free(&kb);
+    rm_dir();
+}
+
+TEST(torn_tail_is_discarded)
+{
+    fresh_dir();
+    sop_env *env = open_env();
+    REQUIRE(env);
+    sop_keybuf kb;
+    sop_key_init(&kb);
+    sop_txn *t;
+    sop_store *s;
+    sop_store_options o = opts(8, 1);
+    for (int round = 0; round < 3; round++) {
+        CHECK_RC(sop_txn_begin(env, SOP_TXN_WRITE, 0, &t), SOP_OK);
+        CHECK_RC(sop_store_open(t, "x", &o, &s), SOP_OK);
+        for (int i = 0; i < 100; i++) {
+            sop_val k = ikey(&kb, round * 100 + i), v = sval("v");
+            CHECK_RC(sop_add(s, &k, NULL, &v, NULL), SOP_OK);
+        }
+        CHECK_RC(sop_txn_commit(t), SOP_OK);
+    }
+    sop_env_close(env);
+    /* chop bytes off the end: the last commit must vanish entirely */
+    char path[300];
+    snprintf(path, sizeof path, "%s/log-00000001.sop", dir);
+    struct stat st;
+    REQUIRE(stat(path, &st) == 0);
+    REQUIRE(truncate(path, st.st_size - 10) == 0);
+    env = open_env();
+    REQUIRE(env);
+    CHECK_RC(sop_txn_begin(env, SOP_TXN_READ, 0, &t), SOP_OK);
+    CHECK_RC(sop_store_open(t, "x", NULL, &s), SOP_OK);
+    uint64_t n;
+    sop_store_count(s, &n);
+    CHECK(n == 200);
+    sop_txn_abort(t);
+    CHECK_RC(sop_env_check(env, NULL), SOP_OK);
+    /* and the database keeps working after it */
+    CHECK_RC(sop_txn_begin(env, SOP_TXN_WRITE, 0, &t), SOP_OK);
+    CHECK_RC(sop_store_open(t, "x", NULL, &s), SOP_OK);
+    sop_val k = ikey(&kb, 777), v = sval("v");
+    CHECK_RC(sop_add(s, &k, NULL, &v, NULL), SOP_OK);
+    CHECK_RC(sop_txn_commit(t), SOP_OK);
+    sop_env_close(env);
+    env = open_env();
+    CHECK_RC(sop_txn_begin(env, SOP_TXN_READ, 0, &t), SOP_OK);
+    CHECK_RC(sop_store_open(t, "x", NULL, &s), SOP_OK);
+    sop_store_count(s, &n);
+    CHECK(n == 201);
+    sop_txn_abort(t);
+    sop_env_close(env);
+    sop_key_free(&kb);
+    rm_dir();
+}
+
+TEST(bad_input)
+{
+    fresh_dir();
+    sop_env *env = open_env();
+    REQUIRE(env);
+    sop_txn *t;
+    sop_store *s;
+    sop_store_options o = opts(8, 1);
+    CHECK_RC(sop_txn_begin(env, 7, 0, &t), SOP_INVALID);
+    CHECK_RC(sop_txn_begin(env, SOP_TXN_WRITE, 0, &t), SOP_OK);
+    CHECK_RC(sop_store_open(t, "", &o, &s), SOP_BAD_NAME);
+    CHECK_RC(sop_store_open(t, "..", &o, &s), SOP_BAD_NAME);
+    CHECK_RC(sop_store_open(t, "ok", &o, &s), SOP_OK);
+    unsigned char big[SOP_MAX_KEY + 1];
+    memset(big, 'a', sizeof big);
+    sop_val k = {sizeof big, big}, v = sval("v"), empty = {0, NULL};
+    CHECK_RC(sop_add(s, &k, NULL, &v, NULL), SOP_KEY_TOO_LARGE);
+    CHECK_RC(sop_add(s, &empty, NULL, &v, NULL), SOP_INVALID);
+    sop_store_options bad = opts(1, 1);
+    CHECK_RC(sop_store_open(t, "bad", &bad, &s), SOP_INVALID);
+    CHECK_RC(sop_txn_commit(t), SOP_OK);
+    sop_env_close(env);
+    CHECK_RC(sop_env_open("", NULL, &env), SOP_INVALID);
+    rm_dir();
+}
+
+int main(void)
+{
+    RUN(basic_add_find_commit_reopen);
+    RUN(rollback_and_snapshot_isolation);
+    RUN(conflict_and_multi_store);
+    RUN(paging);
+    RUN(duplicates_and_ids);
+    RUN(torn_tail_is_discarded);
+    RUN(bad_input);
+    TEST_EXIT();
+}
