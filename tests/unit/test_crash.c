@@ -1,0 +1,183 @@
+/*
+ * test_crash.c - kill -9 crash test.  A child process commits a stream of
+ * transactions, each adding the same batch of keys to two stores, and
+ * reports every acknowledged commit through a pipe.  The parent kills it
+ * with SIGKILL at a random moment, reopens the database and checks: every
+ * reported commit is there, no transaction is half there (both stores hold
+ * exactly the same keys), and nothing beyond whole transactions appeared.
+ * Repeated SOP_CRASH_ROUNDS times (default 120).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sop.h"
+#include "test.h"
+
+static char dir[256];
+
+static sop_val ikey(sop_keybuf *kb, int64_t v)
+{
+    sop_key_reset(kb);
+    sop_key_int(kb, v, 0);
+    return (sop_val){kb->size, kb->data};
+}
+
+/* transaction number n adds keys [first(n), first(n) + size(n)) */
+static int64_t txn_size(int64_t n) { return (n % 17 == 0) ? 400 : 1 + n % 5; }
+
+static void child(int fd, int64_t start_txn, int64_t start_key)
+{
+    sop_env *env;
+    if (sop_env_open(dir, NULL, &env) != SOP_OK)
+        _exit(3);
+    sop_keybuf kb;
+    sop_key_init(&kb);
+    sop_store_options o;
+    memset(&o, 0, sizeof o);
+    o.slot_length = 16;
+    o.is_unique = 1;
+    int64_t key = start_key;
+    for (int64_t n = start_txn;; n++) {
+        sop_txn *t;
+        sop_store *a, *b;
+        if (sop_txn_begin(env, SOP_TXN_WRITE, 0, &t) || sop_store_open(t, "a", &o, &a) ||
+            sop_store_open(t, "b", &o, &b))
+            _exit(4);
+        int64_t sz = txn_size(n);
+        char val[64];
+        snprintf(val, sizeof val, "txn %lld", (long long)n);
+        for (int64_t i = 0; i < sz; i++) {
+            sop_val k = ikey(&kb, key + i), v = {strlen(val), val};
+            if (sop_add(a, &k, NULL, &v, NULL) || sop_add(b, &k, NULL, &v, NULL))
+                _exit(5);
+        }
+        if (sop_txn_commit(t) != SOP_OK)
+            _exit(6);
+        key += sz;
+        int64_t msg[2] = {n, key};
+        if (write(fd, msg, sizeof msg) != sizeof msg)
+            _exit(7);
+    }
+}
+
+/* Read back both stores; returns the number of keys (or -1 on mismatch). */
+static int64_t verify(int64_t *next_txn)
+{
+    sop_env *env;
+    int64_t result = -1;
+    CHECK_RC(sop_env_open(dir, NULL, &env), SOP_OK);
+    if (!env)
+        return -1;
+    CHECK_RC(sop_env_check(env, NULL), SOP_OK);
+    sop_txn *t;
+    sop_store *a, *b;
+    CHECK_RC(sop_txn_begin(env, SOP_TXN_READ, 0, &t), SOP_OK);
+    if (sop_store_open(t, "a", NULL, &a) == SOP_STORE_NOTFOUND) {
+        sop_txn_abort(t);
+        sop_env_close(env);
+        *next_txn = 0;
+        return 0;
+    }
+    CHECK_RC(sop_store_open(t, "b", NULL, &b), SOP_OK);
+    sop_cursor *ca, *cb;
+    sop_cursor_open(a, &ca);
+    sop_cursor_open(b, &cb);
+    int64_t expect = 0, last_txn = -1;
+    int ra = sop_cursor_first(ca), rb = sop_cursor_first(cb);
+    int ok = 1;
+    while (ra == SOP_OK && rb == SOP_OK) {
+        sop_val ka, kb, va;
+        sop_cursor_get(ca, &ka, NULL, &va, NULL);
+        sop_cursor_get(cb, &kb, NULL, NULL, NULL);
+        if (ka.size != kb.size || memcmp(ka.data, kb.data, ka.size)) {
+            ok = 0;
+            break;
+        }
+        sop_key_reader r;
+        sop_key_field f;
+        sop_key_reader_init(&r, ka.data, ka.size);
+        if (sop_key_next(&r, &f) != 1 || f.i != expect)
+            ok = 0;
+        sop_key_reader_free(&r);
+        char buf[64];
+        snprintf(buf, sizeof buf, "%.*s", (int)va.size, (const char *)va.data);
+        last_txn = atoll(buf + 4);
+        expect++;
+        ra = sop_cursor_next(ca);
+        rb = sop_cursor_next(cb);
+        if (!ok)
+            break;
+    }
+    if (ok && ra == SOP_NOTFOUND && rb == SOP_NOTFOUND)
+        result = expect;
+    sop_txn_abort(t);
+    sop_env_close(env);
+    *next_txn = last_txn + 1;
+    return result;
+}
+
+TEST(kill_nine_loop)
+{
+    const char *env_rounds = getenv("SOP_CRASH_ROUNDS");
+    int rounds = env_rounds ? atoi(env_rounds) : 120;
+    snprintf(dir, sizeof dir, "/tmp/sop_crash_XXXXXX");
+    REQUIRE(mkdtemp(dir));
+    srand((unsigned)time(NULL));
+    int64_t next_txn = 0, keys = 0, acked_keys = 0;
+    int killed_mid = 0;
+    for (int round = 0; round < rounds; round++) {
+        int fds[2];
+        REQUIRE(pipe(fds) == 0);
+        pid_t pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            close(fds[0]);
+            child(fds[1], next_txn, keys);
+        }
+        close(fds[1]);
+        struct timespec ts = {0, (long)(rand() % 40 + 1) * 1000000L};
+        nanosleep(&ts, NULL);
+        kill(pid, SIGKILL);
+        int status;
+        waitpid(pid, &status, 0);
+        CHECK(WIFSIGNALED(status)); /* it was still committing, not failed */
+        if (WIFSIGNALED(status))
+            killed_mid++;
+        int64_t msg[2];
+        ssize_t r;
+        while ((r = read(fds[0], msg, sizeof msg)) == sizeof msg)
+            if (msg[1] > acked_keys)
+                acked_keys = msg[1];
+        close(fds[0]);
+        int64_t found = verify(&next_txn);
+        CHECK(found >= 0);           /* both stores equal, keys contiguous */
+        CHECK(found >= acked_keys);  /* every acknowledged commit survived */
+        if (found < 0 || found < acked_keys) {
+            fprintf(stderr, "round %d: found %lld keys, acknowledged %lld\n", round, (long long)found,
+                    (long long)acked_keys);
+            break;
+        }
+        keys = found;
+        acked_keys = found;
+    }
+    fprintf(stderr, "%d kills, %lld keys committed in total\n", killed_mid, (long long)keys);
+    CHECK(killed_mid >= rounds * 9 / 10);
+    CHECK(keys > 0);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup failed\n");
+}
+
+int main(void)
+{
+    RUN(kill_nine_loop);
+    TEST_EXIT();
+}
