@@ -48,7 +48,9 @@
  * r->depth is not used by it).  It checks every length and count against
  * the bytes left (a count can never exceed the bytes left), so callers may
  * size arrays by it->n.  It does not check UTF-8 or map-key types;
- * sop_doc_validate does.
+ * sop_doc_validate does.  Numbers: INT sets it->i (and it->u when >= 0),
+ * UINT sets it->u (and it->i when <= INT64_MAX); both also set it->d to the
+ * nearest double.  On error the reader does not advance.
  *
  * JSON (sop_doc_to_json; the document is validated first, SOP_CORRUPT if
  * malformed): null/true/false; int, uint, bigint as JSON integers; doubles
