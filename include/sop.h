@@ -154,6 +154,8 @@ typedef struct sop_id {
 typedef struct sop_env_options {
     size_t cache_bytes;   /* node cache bound; 0 = default (256 MiB) */
     unsigned flags;       /* SOP_ENV_* */
+    uint64_t log_file_bytes; /* start a new log file beyond this size; 0 = 64 MiB.
+                                Checkpoints happen about once per file. */
 } sop_env_options;
 
 /** Do not fsync (tests and bulk loads only: a crash may lose recent commits,
@@ -185,6 +187,11 @@ SOP_API int sop_env_list_stores(sop_env *env, char ***names, size_t *count);
 /** Integrity check of the whole database.  Returns SOP_OK when clean,
  *  SOP_CORRUPT with a report in *report (free with sop_free) otherwise. */
 SOP_API int sop_env_check(sop_env *env, char **report);
+
+/** Reclaim space now: write a checkpoint, compact log files whose blobs are
+ *  mostly dead, delete files nothing refers to.  This also runs by itself
+ *  during commits; snapshots still open keep the versions they can read. */
+SOP_API int sop_env_compact(sop_env *env);
 
 /** Free memory returned by the library (NULL-safe). */
 SOP_API void sop_free(void *p);

@@ -41,12 +41,41 @@ static uint32_t min_fill(const btree *bt)
     return m ? m : 1;
 }
 
-static int needs_split(const btree *bt, const node *n)
+/* The fill rule (btree.h): enough entries, or a byte-heavy node. */
+static int fill_ok(const btree *bt, uint32_t count, size_t bytes)
 {
-    if (n->count > slot_len(bt))
-        return 1;
-    return node_live_bytes(n) > BTREE_MAX_NODE_BYTES &&
-           n->count >= (n->kind == NODE_LEAF ? 2u : 3u);
+    return count >= 1 && (count >= min_fill(bt) || bytes >= BTREE_FILL_BYTES);
+}
+
+static int underfull(const btree *bt, const node *n)
+{
+    return !fill_ok(bt, n->count, node_live_bytes(n));
+}
+
+/* Where to split n: 0 when it needs no split (or no split point keeps both
+ * halves within the fill rule); else the first entry of the right half
+ * (leaf) or the separator that moves up (internal). */
+static uint32_t split_at(const btree *bt, const node *n)
+{
+    uint32_t c = n->count, inner = n->kind == NODE_INTERNAL, best = 0;
+    size_t total = node_live_bytes(n), acc = 0, best_diff = SIZE_MAX;
+    if (c > slot_len(bt))
+        return c / 2;
+    if (total <= BTREE_MAX_NODE_BYTES || c < 2 + inner)
+        return 0;
+    for (uint32_t i = 1; i + inner < c; i++) {
+        size_t right, diff;
+        acc += node_entry_size(n, i - 1);
+        right = total - acc - (inner ? node_entry_size(n, i) : 0);
+        if (!fill_ok(bt, i, acc) || !fill_ok(bt, c - i - inner, right))
+            continue;
+        diff = acc > right ? acc - right : right - acc;
+        if (diff < best_diff) {
+            best_diff = diff;
+            best = i;
+        }
+    }
+    return best;
 }
 
 static int bad_node(const node *n, const char *what)
@@ -59,6 +88,8 @@ static int too_deep(const btree *bt)
     return SOP_CORRUPT_AT("btree %llu: deeper than %d levels (cycle?)",
                           (unsigned long long)bt->root, BTREE_MAX_DEPTH);
 }
+
+static int rebalance(btree *bt, btree_cursor *c);
 
 /* ------------------------------------------------------------ descent */
 
@@ -101,48 +132,39 @@ static int item_is(const node *leaf, uint32_t i, const unsigned char *key, size_
 
 /* ------------------------------------------------------------ insert */
 
-/* Byte-based split point: about half of the live bytes on each side. */
-static uint32_t split_point(const btree *bt, const node *n)
+/* Move the entries of n from m on into `right` (empty, same kind) and
+ * make the separator of the halves separator `pidx` of parent, with right
+ * as child pidx + 1 when insert is set (else separator pidx is replaced). */
+static int split_into(node *n, uint32_t m, node *right, node *parent, uint32_t pidx, int insert)
 {
-    uint32_t lo = 1, hi = n->kind == NODE_LEAF ? n->count - 1 : n->count - 2, i;
-    size_t half = node_live_bytes(n) / 2, acc = 0;
-    node_item it;
-    if (n->count > slot_len(bt))
-        return n->count / 2;
-    for (i = 0; i < n->count && acc < half; i++) {
-        node_get(n, i, &it);
-        acc += it.klen + it.dlen + it.vlen + 20;
-    }
-    return i < lo ? lo : i > hi ? hi : i;
-}
-
-/* Split n (child pidx of parent) in two; the new right half becomes child
- * pidx + 1.  *rightp receives it. */
-static int split_node(btree *bt, node *n, node *parent, uint32_t pidx, node **rightp)
-{
-    uint32_t m = split_point(bt, n);
-    node *right;
     node_item sep;
-    int rc = bt->io->alloc(bt->io->arg, n->kind, &right);
-    if (rc != SOP_OK)
-        return rc;
+    int rc;
     if (n->kind == NODE_LEAF) {
         if ((rc = node_append(right, n, m, n->count)) != SOP_OK)
             return rc;
         node_get(right, 0, &sep);
-        if ((rc = node_internal_insert(parent, pidx, sep.key, sep.klen, sep.id, right->lid)) != SOP_OK)
-            return rc;
     } else { /* separator m moves up */
         node_set_child(right, 0, n->child[m + 1]);
         if ((rc = node_append(right, n, m + 1, n->count)) != SOP_OK)
             return rc;
         node_get(n, m, &sep);
-        if ((rc = node_internal_insert(parent, pidx, sep.key, sep.klen, sep.id, right->lid)) != SOP_OK)
-            return rc;
     }
+    rc = insert ? node_internal_insert(parent, pidx, sep.key, sep.klen, sep.id, right->lid)
+                : node_internal_set_key(parent, pidx, sep.key, sep.klen, sep.id);
+    if (rc != SOP_OK)
+        return rc;
     node_truncate(n, m);
-    *rightp = right;
     return SOP_OK;
+}
+
+/* Split n (child pidx of parent) at m; the new right half becomes child
+ * pidx + 1. */
+static int split_node(btree *bt, node *n, uint32_t m, node *parent, uint32_t pidx, node **rightp)
+{
+    int rc = bt->io->alloc(bt->io->arg, n->kind, rightp);
+    if (rc != SOP_OK)
+        return rc;
+    return split_into(n, m, *rightp, parent, pidx, 1);
 }
 
 /* Split overfull nodes from the leaf of path c upwards. */
@@ -153,9 +175,10 @@ static int split_up(btree *bt, btree_cursor *c)
     int rc;
     for (int lvl = c->depth - 1; lvl >= 0; lvl--) {
         int root_split = lvl == 0;
+        uint32_t m;
         if ((rc = IO_MUT(c->path[lvl].lid, &n)) != SOP_OK)
             return rc;
-        if (!needs_split(bt, n))
+        if (!(m = split_at(bt, n)))
             return SOP_OK;
         if (root_split) { /* move the root's content into a new child */
             node *left;
@@ -180,11 +203,11 @@ static int split_up(btree *bt, btree_cursor *c)
         /* Count splits are done in one step; a byte split may leave a half
          * holding a huge entry over the limit: split again. */
         for (;;) {
-            if ((rc = split_node(bt, n, parent, pidx, &right)) != SOP_OK)
+            if ((rc = split_node(bt, n, m, parent, pidx, &right)) != SOP_OK)
                 return rc;
-            if (needs_split(bt, n))
+            if ((m = split_at(bt, n)) != 0)
                 continue;
-            if (!needs_split(bt, right))
+            if (!(m = split_at(bt, right)))
                 break;
             n = right;
             pidx++;
@@ -239,68 +262,20 @@ int btree_replace(btree *bt, const node_item *it)
     if ((rc = IO_MUT(c.path[c.depth - 1].lid, &leaf)) != SOP_OK ||
         (rc = node_leaf_replace(leaf, i, it)) != SOP_OK)
         return rc;
-    return split_up(bt, &c);
+    return split_at(bt, leaf) ? split_up(bt, &c) : rebalance(bt, &c);
 }
 
 /* ------------------------------------------------------------ delete */
 
-/* Move k entries from the left sibling L (child ci-1 of p) to the front of
- * n (child ci). */
-static int borrow_left(node *p, uint32_t ci, node *L, node *n, uint32_t k)
-{
-    node_item x;
-    int rc;
-    for (uint32_t j = 0; j < k; j++) {
-        if (n->kind == NODE_LEAF) {
-            node_get(L, L->count - 1, &x);
-            if ((rc = node_leaf_insert(n, 0, &x)) != SOP_OK)
-                return rc;
-        } else {
-            node_get(p, ci - 1, &x);
-            if ((rc = node_internal_insert_left(n, 0, x.key, x.klen, x.id, L->child[L->count])) != SOP_OK)
-                return rc;
-            node_get(L, L->count - 1, &x);
-            if ((rc = node_internal_set_key(p, ci - 1, x.key, x.klen, x.id)) != SOP_OK)
-                return rc;
-        }
-        node_truncate(L, L->count - 1);
-    }
-    if (n->kind == NODE_LEAF) {
-        node_get(n, 0, &x);
-        return node_internal_set_key(p, ci - 1, x.key, x.klen, x.id);
-    }
-    return SOP_OK;
-}
-
-/* Move k entries from the right sibling R (child ci+1 of p) to the end of n. */
-static int borrow_right(node *p, uint32_t ci, node *n, node *R, uint32_t k)
-{
-    node_item x;
-    int rc;
-    if (n->kind == NODE_LEAF) {
-        if ((rc = node_move_head(R, k, n)) != SOP_OK)
-            return rc;
-        node_get(R, 0, &x);
-        return node_internal_set_key(p, ci, x.key, x.klen, x.id);
-    }
-    for (uint32_t j = 0; j < k; j++) {
-        node_get(p, ci, &x);
-        if ((rc = node_internal_insert(n, n->count, x.key, x.klen, x.id, R->child[0])) != SOP_OK)
-            return rc;
-        node_get(R, 0, &x);
-        if ((rc = node_internal_set_key(p, ci, x.key, x.klen, x.id)) != SOP_OK)
-            return rc;
-        node_internal_remove_left(R, 0);
-    }
-    return SOP_OK;
-}
-
-/* Merge child s+1 of p into child s and release it. */
-static int merge(btree *bt, node *p, uint32_t s)
+/* Children s and s+1 of p: move everything into the left one, then either
+ * keep it merged (releasing the right one) or, when that is too full, split
+ * it again, reusing the right node (in effect a borrow). */
+static int redistribute(btree *bt, node *p, uint32_t s)
 {
     node *L, *R;
     node_item x;
     uint64_t rlid = p->child[s + 1];
+    uint32_t m;
     int rc;
     if ((rc = IO_MUT(p->child[s], &L)) != SOP_OK || (rc = IO_GET(rlid, &R)) != SOP_OK)
         return rc;
@@ -313,45 +288,29 @@ static int merge(btree *bt, node *p, uint32_t s)
     }
     if ((rc = node_append(L, R, 0, R->count)) != SOP_OK)
         return rc;
-    node_remove(p, s);
-    return bt->io->release(bt->io->arg, rlid);
+    if ((m = split_at(bt, L)) == 0) {
+        node_remove(p, s);
+        return bt->io->release(bt->io->arg, rlid);
+    }
+    if ((rc = IO_MUT(rlid, &R)) != SOP_OK || (rc = node_reset(R, L->kind)) != SOP_OK)
+        return rc;
+    return split_into(L, m, R, p, s, 0);
 }
 
-/* Restore fill limits from the leaf of path c upwards. */
+/* Restore the fill rule from the leaf of path c upwards. */
 static int rebalance(btree *bt, btree_cursor *c)
 {
-    uint32_t minf = min_fill(bt);
-    node *n, *p, *sib, *r, *ch;
+    node *n, *p, *r, *ch;
     int rc;
     for (int lvl = c->depth - 1; lvl > 0; lvl--) {
         uint32_t ci = c->path[lvl - 1].idx;
-        if ((rc = IO_MUT(c->path[lvl].lid, &n)) != SOP_OK)
+        if ((rc = IO_GET(c->path[lvl].lid, &n)) != SOP_OK)
             return rc;
-        if (n->count >= minf)
+        if (!underfull(bt, n))
             return SOP_OK;
         if ((rc = IO_MUT(c->path[lvl - 1].lid, &p)) != SOP_OK)
             return rc;
-        if (ci > 0) {
-            if ((rc = IO_GET(p->child[ci - 1], &sib)) != SOP_OK)
-                return rc;
-            if (sib->count > minf && sib->count > n->count + 1) {
-                uint32_t k = (sib->count - n->count) / 2;
-                if ((rc = IO_MUT(p->child[ci - 1], &sib)) != SOP_OK)
-                    return rc;
-                return borrow_left(p, ci, sib, n, k);
-            }
-        }
-        if (ci < p->count) {
-            if ((rc = IO_GET(p->child[ci + 1], &sib)) != SOP_OK)
-                return rc;
-            if (sib->count > minf && sib->count > n->count + 1) {
-                uint32_t k = (sib->count - n->count) / 2;
-                if ((rc = IO_MUT(p->child[ci + 1], &sib)) != SOP_OK)
-                    return rc;
-                return borrow_right(p, ci, n, sib, k);
-            }
-        }
-        if ((rc = merge(bt, p, ci > 0 ? ci - 1 : ci)) != SOP_OK)
+        if ((rc = redistribute(bt, p, ci > 0 ? ci - 1 : ci)) != SOP_OK)
             return rc;
     }
     /* the root: an internal root without separators absorbs its only child */
@@ -727,8 +686,9 @@ static int check_node(check_ctx *x, uint64_t lid, int d)
         return SOP_CORRUPT_AT("node %llu: bad kind %d", L, n->kind);
     if (n->count > slot_len(bt))
         return SOP_CORRUPT_AT("node %llu: %u entries, max %u", L, n->count, slot_len(bt));
-    if (d > 0 && n->count < minf)
-        return SOP_CORRUPT_AT("node %llu: %u entries, min %u", L, n->count, minf);
+    if (d > 0 && underfull(bt, n))
+        return SOP_CORRUPT_AT("node %llu: %u entries (%zu bytes), min %u", L, n->count,
+                              node_live_bytes(n), minf);
     if (n->kind == NODE_INTERNAL && n->count == 0)
         return SOP_CORRUPT_AT("node %llu: internal node without separators", L);
     for (uint32_t i = 0; i < n->count; i++) {

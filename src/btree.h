@@ -20,6 +20,12 @@
 #define BTREE_MAX_DEPTH 40
 /** A node also splits when its heap exceeds this many bytes (and it has >= 2 entries). */
 #define BTREE_MAX_NODE_BYTES (4u << 20)
+/** Fill rule: a non-root node needs at least max(1, slot_length/4) entries,
+ *  or (byte-heavy nodes, e.g. large key documents) at least one entry and
+ *  BTREE_FILL_BYTES live bytes.  Byte-driven splits only split where both
+ *  halves keep this rule (a node holding one huge entry and a few small ones
+ *  may therefore stay above BTREE_MAX_NODE_BYTES). */
+#define BTREE_FILL_BYTES (BTREE_MAX_NODE_BYTES / 8)
 
 typedef struct btree_io {
     void *arg;

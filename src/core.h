@@ -12,7 +12,7 @@
 #include "catalog.h"
 #include "registry.h"
 
-#define LOG_ROTATE_BYTES (64u << 20) /* start a new log file beyond this */
+#define LOG_ROTATE_DEFAULT (64u << 20) /* start a new log file beyond this */
 #define TEMP_LID_BIT (1ull << 63)     /* lids allocated inside a transaction */
 #define PIN_RING 256
 
@@ -25,13 +25,28 @@ struct sop_env {
     char *path;
     const sop_io *io;
     unsigned flags;
-    sop_file *lock_file;
+    uint64_t rotate_bytes;     /* sop_env_options.log_file_bytes */
+    sop_file *lock_file;       /* flock: the cross-process commit lock */
+    sop_file *ckpt_lock_file;  /* flock: one checkpoint writer at a time */
+    pthread_mutex_t ckpt_mu;
     unsigned char dbid[16];
 
-    /* log files, indexed by file number (files[0] unused) */
+    /* log files, indexed by file number (files[0] unused); files_lock guards
+     * the arrays (readers use the files while holding it shared) */
     pthread_mutex_t commit_mu; /* serialises catch-up, sequencing and appends */
+    pthread_rwlock_t files_lock;
     sop_file **files;
+    uint64_t *file_end;        /* end of valid data of each file */
+    uint64_t *file_live;       /* bytes of blobs some version still references */
+    unsigned char *file_ckref; /* referenced by the durable checkpoint */
     uint32_t nfiles_cap;
+    uint32_t first_file;       /* oldest file still present */
+    /* checkpoint */
+    uint64_t ckpt_seq;
+    uint32_t ckpt_file;        /* replay starts here ... */
+    uint64_t ckpt_off;         /* ... at this offset */
+    uint64_t maint_log_bytes;  /* log_bytes at the last maintenance pass */
+    uint64_t ckpt_log_bytes;   /* log_bytes at the last checkpoint */
     uint32_t cur_file;
     uint64_t log_end;          /* end of applied/written data in cur_file */
     uint64_t log_bytes;        /* total bytes in log files */
@@ -118,7 +133,21 @@ struct sop_txn {
 };
 
 /* env.c */
+void env_file_live_add(sop_env *env, uint64_t loc, int64_t len);
+int env_put_version(sop_env *env, uint64_t lid, uint64_t seq, uint64_t loc, uint32_t len, node *n);
+int env_open_log(sop_env *env, uint32_t no, int create);
+int files_reserve_public(sop_env *env, uint32_t no);
+int env_write_batch(sop_env *env, sbuf *b, const log_commit *c, uint64_t *base); /* commit_mu held */
+int env_sync_upto(sop_env *env, uint64_t seq);
+
+/* reclaim.c: checkpoints, compaction of log files, deletion of dead files */
+int ckpt_load(sop_env *env, int *found);
+int ckpt_write(sop_env *env);
+int env_maintain(sop_env *env, int force);
 int env_catch_up(sop_env *env);              /* commit_mu held */
+int env_catch_up_locked(sop_env *env);       /* commit_mu and the file lock held */
+int env_push_pending(sop_env *env, uint64_t seq, catalog *cat);
+void env_prune(sop_env *env);
 int env_read_node(sop_env *env, uint64_t lid, uint64_t snap, node **out);
 int env_commit(sop_txn *txn);                /* the commit pipeline */
 void env_txn_register(sop_env *env, sop_txn *txn);

@@ -32,6 +32,12 @@ static char *log_name(sop_env *env, uint32_t no)
     return sop_path_join(env->path, name);
 }
 
+static int files_reserve(sop_env *env, uint32_t no);
+int files_reserve_public(sop_env *env, uint32_t no)
+{
+    return files_reserve(env, no);
+}
+
 static int files_reserve(sop_env *env, uint32_t no)
 {
     if (no < env->nfiles_cap)
@@ -39,16 +45,37 @@ static int files_reserve(sop_env *env, uint32_t no)
     uint32_t ncap = env->nfiles_cap ? env->nfiles_cap : 16;
     while (ncap <= no)
         ncap *= 2;
-    sop_file **nf = sop_realloc(env->files, ncap * sizeof *nf);
-    if (!nf)
+    sop_file **nf = sop_calloc(ncap, sizeof *nf);
+    uint64_t *ne = sop_calloc(ncap, sizeof *ne), *nl = sop_calloc(ncap, sizeof *nl);
+    unsigned char *nr = sop_calloc(ncap, 1);
+    if (!nf || !ne || !nl || !nr) {
+        sop_free(nf);
+        sop_free(ne);
+        sop_free(nl);
+        sop_free(nr);
         return sop_report(SOP_NOMEM, "log file table");
-    memset(nf + env->nfiles_cap, 0, (ncap - env->nfiles_cap) * sizeof *nf);
+    }
+    pthread_rwlock_wrlock(&env->files_lock);
+    if (env->nfiles_cap) {
+        memcpy(nf, env->files, env->nfiles_cap * sizeof *nf);
+        memcpy(ne, env->file_end, env->nfiles_cap * sizeof *ne);
+        memcpy(nl, env->file_live, env->nfiles_cap * sizeof *nl);
+        memcpy(nr, env->file_ckref, env->nfiles_cap);
+    }
+    sop_free(env->files);
+    sop_free(env->file_end);
+    sop_free(env->file_live);
+    sop_free(env->file_ckref);
     env->files = nf;
+    env->file_end = ne;
+    env->file_live = nl;
+    env->file_ckref = nr;
     env->nfiles_cap = ncap;
+    pthread_rwlock_unlock(&env->files_lock);
     return SOP_OK;
 }
 
-static int open_log(sop_env *env, uint32_t no, int create)
+int env_open_log(sop_env *env, uint32_t no, int create)
 {
     int rc = files_reserve(env, no);
     if (rc)
@@ -59,16 +86,35 @@ static int open_log(sop_env *env, uint32_t no, int create)
     if (!p)
         return sop_report(SOP_NOMEM, "log path");
     sop_file *f = NULL;
-    rc = env->io->open(env->io, p, create ? SOP_IO_CREATE : 0, &f);
-    if (rc == SOP_OK && create) {
-        unsigned char h[LOG_FILE_HEADER];
-        log_file_header(h, no, env->dbid);
-        rc = f->io->pwrite(f, h, sizeof h, 0);
+    if (create) {
+        /* a new file appears under its name only with a complete header:
+         * written as <name>.tmp, synced, renamed, directory synced */
+        char *tmp = sop_malloc(strlen(p) + 5);
+        if (!tmp) {
+            sop_free(p);
+            return sop_report(SOP_NOMEM, "log path");
+        }
+        strcpy(tmp, p);
+        strcat(tmp, ".tmp");
+        rc = env->io->open(env->io, tmp, SOP_IO_CREATE, &f);
+        if (rc == SOP_OK)
+            rc = f->io->truncate(f, 0);
+        if (rc == SOP_OK) {
+            unsigned char h[LOG_FILE_HEADER];
+            log_file_header(h, no, env->dbid);
+            rc = f->io->pwrite(f, h, sizeof h, 0);
+        }
         if (rc == SOP_OK && !(env->flags & SOP_ENV_NOSYNC))
             rc = f->io->sync(f);
+        if (rc == SOP_OK)
+            rc = env->io->rename(env->io, tmp, p);
         if (rc == SOP_OK && !(env->flags & SOP_ENV_NOSYNC))
             rc = env->io->sync_dir(env->io, env->path);
-    } else if (rc == SOP_OK) {
+        sop_free(tmp);
+    } else {
+        rc = env->io->open(env->io, p, 0, &f);
+    }
+    if (rc == SOP_OK && !create) {
         unsigned char h[LOG_FILE_HEADER], id[16];
         size_t got;
         rc = f->io->pread(f, h, sizeof h, 0, &got);
@@ -83,8 +129,35 @@ static int open_log(sop_env *env, uint32_t no, int create)
             f->io->close(f);
         return rc;
     }
+    pthread_rwlock_wrlock(&env->files_lock);
     env->files[no] = f;
+    env->file_end[no] = LOG_FILE_HEADER;
+    if (!env->first_file || no < env->first_file)
+        env->first_file = no;
+    pthread_rwlock_unlock(&env->files_lock);
     return SOP_OK;
+}
+
+void env_file_live_add(sop_env *env, uint64_t loc, int64_t len)
+{
+    uint32_t fno = LOC_FILE(loc);
+    pthread_rwlock_rdlock(&env->files_lock);
+    if (fno < env->nfiles_cap)
+        __atomic_add_fetch(&env->file_live[fno], (uint64_t)len, __ATOMIC_RELAXED);
+    pthread_rwlock_unlock(&env->files_lock);
+}
+
+static void dead_blob(void *arg, uint64_t loc, uint32_t len)
+{
+    env_file_live_add(arg, loc, -(int64_t)len);
+}
+
+int env_put_version(sop_env *env, uint64_t lid, uint64_t seq, uint64_t loc, uint32_t len, node *n)
+{
+    int rc = reg_put(env->reg, lid, seq, loc, len, n);
+    if (rc == SOP_OK && loc)
+        env_file_live_add(env, loc, len);
+    return rc;
 }
 
 /* ----------------------------------------------------- applying commits */
@@ -97,8 +170,7 @@ static int apply_commit(void *arg, const log_commit *c, uint64_t off, uint64_t l
 {
     apply_ctx *a = arg;
     sop_env *env = a->env;
-    (void)off;
-    env->log_bytes += len;
+    (void)len;
     if (c->seq != env->seq_last + 1)
         return SOP_CORRUPT_AT("log file %u offset %llu: commit %llu follows commit %llu", a->file,
                               (unsigned long long)off, (unsigned long long)c->seq,
@@ -108,8 +180,8 @@ static int apply_commit(void *arg, const log_commit *c, uint64_t off, uint64_t l
     if (rc)
         return rc;
     for (uint32_t i = 0; i < c->n_blobs && rc == SOP_OK; i++)
-        rc = reg_put(env->reg, c->blobs[i].lid, c->seq, LOC_MAKE(a->file, c->blobs[i].off),
-                     c->blobs[i].len, NULL);
+        rc = env_put_version(env, c->blobs[i].lid, c->seq, LOC_MAKE(a->file, c->blobs[i].off),
+                             c->blobs[i].len, NULL);
     for (uint32_t i = 0; i < c->n_freed && rc == SOP_OK; i++)
         rc = reg_put(env->reg, c->freed[i], c->seq, 0, 0, NULL);
     if (rc) {
@@ -171,7 +243,11 @@ static int catch_up(sop_env *env, int locked)
             int torn;
             apply_ctx a = {env, env->cur_file};
             rc = log_scan(f, env->log_end, apply_commit, &a, &end, &torn);
+            pthread_mutex_lock(&env->mu);
+            env->log_bytes += end - env->log_end;
+            pthread_mutex_unlock(&env->mu);
             env->log_end = end;
+            env->file_end[env->cur_file] = end;
             if (env->seq_last != before) {
                 pthread_mutex_lock(&env->mu);
                 int prc = push_pending(env, env->seq_last, env->seq_cat);
@@ -192,7 +268,7 @@ static int catch_up(sop_env *env, int locked)
             if (torn)
                 return SOP_OK;
         }
-        if (env->log_end < LOG_ROTATE_BYTES)
+        if (env->log_end < env->rotate_bytes)
             return SOP_OK;
         /* the file is full: has a newer one been started? */
         char *p = log_name(env, env->cur_file + 1);
@@ -204,11 +280,36 @@ static int catch_up(sop_env *env, int locked)
             return -ex;
         if (!ex)
             return SOP_OK;
-        if ((rc = open_log(env, env->cur_file + 1, 0)) != SOP_OK)
+        if ((rc = env_open_log(env, env->cur_file + 1, 0)) != SOP_OK)
             return rc;
         env->cur_file++;
         env->log_end = LOG_FILE_HEADER;
+        pthread_mutex_lock(&env->mu);
+        env->log_bytes += LOG_FILE_HEADER;
+        pthread_mutex_unlock(&env->mu);
     }
+}
+
+int env_catch_up_locked(sop_env *env)
+{
+    return catch_up(env, 1);
+}
+
+int env_push_pending(sop_env *env, uint64_t seq, catalog *cat)
+{
+    pthread_mutex_lock(&env->mu);
+    int rc = push_pending(env, seq, cat);
+    env->written_seq = seq;
+    pthread_mutex_unlock(&env->mu);
+    return rc;
+}
+
+void env_prune(sop_env *env)
+{
+    pthread_mutex_lock(&env->mu);
+    uint64_t min_snap = env->active_head ? env->active_head->snap : env->pub_seq;
+    pthread_mutex_unlock(&env->mu);
+    reg_prune(env->reg, min_snap, dead_blob, env);
 }
 
 int env_catch_up(sop_env *env)
@@ -233,12 +334,16 @@ int env_read_node(sop_env *env, uint64_t lid, uint64_t snap, node **out)
         return SOP_OK;
     }
     uint32_t fno = LOC_FILE(loc);
+    unsigned char *payload;
+    pthread_rwlock_rdlock(&env->files_lock);
     sop_file *f = fno < env->nfiles_cap ? env->files[fno] : NULL;
     if (!f)
-        return SOP_CORRUPT_AT("%s: node %llu lives in log file %u, which is missing", env->path,
-                              (unsigned long long)lid, fno);
-    unsigned char *payload;
-    if ((rc = log_read_blob(f, LOC_OFF(loc), lid, len, &payload)) != SOP_OK)
+        rc = SOP_CORRUPT_AT("%s: node %llu lives in log file %u, which is missing", env->path,
+                            (unsigned long long)lid, fno);
+    else
+        rc = log_read_blob(f, LOC_OFF(loc), lid, len, &payload);
+    pthread_rwlock_unlock(&env->files_lock);
+    if (rc != SOP_OK)
         return rc;
     __atomic_add_fetch(&env->node_reads, 1, __ATOMIC_RELAXED);
     rc = node_decode(payload, len, lid, &n);
@@ -286,7 +391,7 @@ void env_txn_unregister(sop_env *env, sop_txn *t)
     pthread_mutex_unlock(&env->mu);
     cat_unref(t->cat);
     if (was_oldest)
-        reg_prune(env->reg, min_snap, NULL, NULL);
+        reg_prune(env->reg, min_snap, dead_blob, env);
 }
 
 /* --------------------------------------------------------------- open */
@@ -324,21 +429,30 @@ static int recover(sop_env *env)
     int rc = env->io->list(env->io, env->path, list_logs, range);
     if (rc)
         return rc;
+    int have_ckpt = 0;
+    if ((rc = ckpt_load(env, &have_ckpt)) != SOP_OK)
+        return rc;
     if (!range[2]) {
+        if (have_ckpt)
+            return SOP_CORRUPT_AT("%s: the checkpoint refers to log files that are missing", env->path);
         random_bytes(env->dbid, 16);
-        if ((rc = open_log(env, 1, 1)) != SOP_OK)
+        if ((rc = env_open_log(env, 1, 1)) != SOP_OK)
             return rc;
         env->cur_file = 1;
         env->log_end = LOG_FILE_HEADER;
         env->log_bytes = LOG_FILE_HEADER;
+        env->ckpt_file = 1;
+        env->ckpt_off = LOG_FILE_HEADER;
         return SOP_OK;
     }
     if (range[1] - range[0] + 1 != range[2])
         return SOP_CORRUPT_AT("%s: log files %u..%u are not contiguous (%u found)", env->path,
                               range[0], range[1], range[2]);
-    /* the database id comes from the first file */
-    {
-        char *p = log_name(env, range[0]);
+    if (!have_ckpt) {
+        /* no checkpoint: the log must start at file 1, and it names the database */
+        if (range[0] != 1)
+            return SOP_CORRUPT_AT("%s: log file 1 is missing and there is no checkpoint", env->path);
+        char *p = log_name(env, 1);
         sop_file *f = NULL;
         unsigned char h[LOG_FILE_HEADER];
         size_t got = 0;
@@ -348,24 +462,34 @@ static int recover(sop_env *env)
         if (rc == SOP_OK)
             rc = f->io->pread(f, h, sizeof h, 0, &got);
         if (rc == SOP_OK)
-            rc = log_file_header_check(h, got, range[0], env->dbid, p);
+            rc = log_file_header_check(h, got, 1, env->dbid, p);
         if (f)
             f->io->close(f);
         sop_free(p);
         if (rc)
             return rc;
+        env->ckpt_file = 1;
+        env->ckpt_off = LOG_FILE_HEADER;
+    } else if (env->ckpt_file < range[0] || env->ckpt_file > range[1]) {
+        return SOP_CORRUPT_AT("%s: the checkpoint starts in log file %u but files %u..%u exist",
+                              env->path, env->ckpt_file, range[0], range[1]);
     }
     for (uint32_t no = range[0]; no <= range[1]; no++) {
-        if ((rc = open_log(env, no, 0)) != SOP_OK)
+        if ((rc = env_open_log(env, no, 0)) != SOP_OK)
             return rc;
         sop_file *f = env->files[no];
         uint64_t end, size;
-        int torn;
-        apply_ctx a = {env, no};
-        env->log_bytes += LOG_FILE_HEADER;
-        if ((rc = log_scan(f, LOG_FILE_HEADER, apply_commit, &a, &end, &torn)) != SOP_OK)
-            return rc;
+        int torn = 0;
         if ((rc = f->io->size(f, &size)) != SOP_OK)
+            return rc;
+        env->log_bytes += size;
+        if (no < env->ckpt_file) {
+            env->file_end[no] = size; /* covered by the checkpoint */
+            continue;
+        }
+        apply_ctx a = {env, no};
+        uint64_t start = no == env->ckpt_file ? env->ckpt_off : LOG_FILE_HEADER;
+        if ((rc = log_scan(f, start, apply_commit, &a, &end, &torn)) != SOP_OK)
             return rc;
         if (torn && no != range[1])
             return SOP_CORRUPT_AT("%s: log file %u is damaged at offset %llu and newer files exist",
@@ -376,10 +500,14 @@ static int recover(sop_env *env)
                 return rc;
             if (!(env->flags & SOP_ENV_NOSYNC) && (rc = f->io->sync(f)) != SOP_OK)
                 return rc;
+            env->log_bytes -= size - end;
         }
+        env->file_end[no] = end;
         env->cur_file = no;
         env->log_end = end;
     }
+    /* no snapshot is open yet: drop every superseded version */
+    reg_prune(env->reg, env->seq_last, dead_blob, env);
     return SOP_OK;
 }
 
@@ -396,8 +524,13 @@ int sop_env_open(const char *path, const sop_env_options *opts, sop_env **out)
         return sop_report(SOP_NOMEM, "environment");
     env->io = io;
     env->flags = opts ? opts->flags : 0;
+    env->rotate_bytes = opts && opts->log_file_bytes ? opts->log_file_bytes : LOG_ROTATE_DEFAULT;
+    if (env->rotate_bytes < 4096)
+        env->rotate_bytes = 4096;
     size_t cache = opts && opts->cache_bytes ? opts->cache_bytes : DEFAULT_CACHE;
     pthread_mutex_init(&env->commit_mu, NULL);
+    pthread_rwlock_init(&env->files_lock, NULL);
+    pthread_mutex_init(&env->ckpt_mu, NULL);
     pthread_mutex_init(&env->mu, NULL);
     pthread_cond_init(&env->cond, NULL);
     env->next_lid = 1;
@@ -432,12 +565,20 @@ int sop_env_open(const char *path, const sop_env_options *opts, sop_env **out)
         goto fail;
     }
     SOP_CHECK(io->open(io, lockp, SOP_IO_CREATE, &env->lock_file));
+    sop_free(lockp);
+    lockp = sop_path_join(env->path, "sop.ckpt.lock");
+    if (!lockp) {
+        rc = sop_report(SOP_NOMEM, "lock path");
+        goto fail;
+    }
+    SOP_CHECK(io->open(io, lockp, SOP_IO_CREATE, &env->ckpt_lock_file));
     SOP_CHECK(env->lock_file->io->lock(env->lock_file, 1, 1));
     rc = recover(env);
     SOP_KEEP_FIRST(rc, env->lock_file->io->unlock(env->lock_file));
     if (rc)
         goto fail;
     env->pub_seq = env->durable_seq = env->written_seq = env->seq_last;
+    env->maint_log_bytes = env->ckpt_log_bytes = env->log_bytes;
     env->pub_cat = env->seq_cat;
     cat_ref(env->pub_cat);
     sop_free(lockp);
@@ -467,8 +608,15 @@ int sop_env_close(sop_env *env)
         if (env->files && env->files[i])
             env->files[i]->io->close(env->files[i]);
     sop_free(env->files);
+    sop_free(env->file_end);
+    sop_free(env->file_live);
+    sop_free(env->file_ckref);
+    pthread_rwlock_destroy(&env->files_lock);
     if (env->lock_file)
         env->lock_file->io->close(env->lock_file);
+    if (env->ckpt_lock_file)
+        env->ckpt_lock_file->io->close(env->ckpt_lock_file);
+    pthread_mutex_destroy(&env->ckpt_mu);
     for (size_t i = 0; i < env->npending; i++)
         cat_unref(env->pending[i].cat);
     sop_free(env->pending);
@@ -540,6 +688,56 @@ static int sync_upto(sop_env *env, uint64_t seq, uint64_t *durable, uint64_t *wr
         rc = sop_report(SOP_POISONED, "an fsync of %s failed; the database must be reopened", env->path);
     pthread_mutex_unlock(&env->mu);
     return rc;
+}
+
+int env_sync_upto(sop_env *env, uint64_t seq)
+{
+    return sync_upto(env, seq, &env->durable_seq, &env->written_seq, &env->unsynced_lo);
+}
+
+/* Append a built batch (commit_mu and the file lock held): start a new file
+ * when the current one is full, finish the commit record for its offset,
+ * write it; on a write error cut the file back so nothing of it survives. */
+int env_write_batch(sop_env *env, sbuf *b, const log_commit *c, uint64_t *base_out)
+{
+    int rc;
+    if (env->log_end >= env->rotate_bytes) {
+        if ((rc = env_open_log(env, env->cur_file + 1, 1)) != SOP_OK)
+            return rc;
+        pthread_mutex_lock(&env->mu);
+        if (!env->unsynced_lo)
+            env->unsynced_lo = env->cur_file; /* the old file may hold unsynced batches */
+        env->cur_file++;
+        env->log_end = LOG_FILE_HEADER;
+        env->log_bytes += LOG_FILE_HEADER;
+        pthread_mutex_unlock(&env->mu);
+    }
+    uint64_t base = env->log_end;
+    log_batch_finish(b, base, c);
+    if (b->err)
+        return sop_report(SOP_NOMEM, "commit batch");
+    sop_file *f = env->files[env->cur_file];
+    rc = f->io->pwrite(f, b->p, b->len, base);
+    if (rc != SOP_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", sop_errmsg());
+        if (f->io->truncate(f, base) != SOP_OK) {
+            pthread_mutex_lock(&env->mu);
+            env->poisoned = 1;
+            pthread_mutex_unlock(&env->mu);
+        }
+        sop_report(rc, "%s", msg + strlen(sop_strerror(rc)) + 2);
+        return rc;
+    }
+    env->log_end = base + b->len;
+    env->file_end[env->cur_file] = env->log_end;
+    pthread_mutex_lock(&env->mu);
+    env->log_bytes += b->len;
+    if (!env->unsynced_lo)
+        env->unsynced_lo = env->cur_file;
+    pthread_mutex_unlock(&env->mu);
+    *base_out = base;
+    return SOP_OK;
 }
 
 static int validate(sop_txn *t)
@@ -679,38 +877,11 @@ int env_commit(sop_txn *t)
         rc = sop_report(SOP_NOMEM, "commit batch");
         goto fail;
     }
-    /* a full file: start the next one */
-    if (env->log_end >= LOG_ROTATE_BYTES) {
-        SOP_CHECK(open_log(env, env->cur_file + 1, 1));
-        pthread_mutex_lock(&env->mu);
-        if (!env->unsynced_lo)
-            env->unsynced_lo = env->cur_file; /* the old file may hold unsynced batches */
-        env->cur_file++;
-        env->log_end = LOG_FILE_HEADER;
-        env->log_bytes += LOG_FILE_HEADER;
-        pthread_mutex_unlock(&env->mu);
-    }
-    uint64_t base = env->log_end;
-    log_batch_finish(&b, base, &c);
+    uint64_t base;
+    rc = env_write_batch(env, &b, &c, &base);
     c.freed = NULL;
-    if (b.err) {
-        rc = sop_report(SOP_NOMEM, "commit batch");
+    if (rc != SOP_OK)
         goto fail;
-    }
-    sop_file *f = env->files[env->cur_file];
-    rc = f->io->pwrite(f, b.p, b.len, base);
-    if (rc != SOP_OK) {
-        /* nothing of this batch may survive: cut it off again */
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", sop_errmsg());
-        if (f->io->truncate(f, base) != SOP_OK) {
-            pthread_mutex_lock(&env->mu);
-            env->poisoned = 1;
-            pthread_mutex_unlock(&env->mu);
-        }
-        sop_report(rc, "%s", msg + strlen(sop_strerror(rc)) + 2);
-        goto fail;
-    }
 
     /* WRITTEN: install the versions and the new catalog */
     catalog *nc;
@@ -731,8 +902,8 @@ int env_commit(sop_txn *t)
                     n->child[k] = map_lid(&m, n->child[k]);
             n->is_mutable = 0;
         }
-        int prc = reg_put(env->reg, c.blobs[i].lid, seq, LOC_MAKE(env->cur_file, base + c.blobs[i].off),
-                          c.blobs[i].len, n);
+        int prc = env_put_version(env, c.blobs[i].lid, seq, LOC_MAKE(env->cur_file, base + c.blobs[i].off),
+                                  c.blobs[i].len, n);
         if (prc != SOP_OK && rc == SOP_OK)
             rc = prc;
     }
@@ -746,15 +917,11 @@ int env_commit(sop_txn *t)
     env->seq_last = seq;
     env->next_lid = next_lid;
     env->next_store_id = next_store_id;
-    env->log_end = base + b.len;
     pthread_mutex_lock(&env->mu);
-    env->log_bytes += b.len;
     if (rc == SOP_OK)
         rc = push_pending(env, seq, nc);
     if (rc != SOP_OK)
         env->poisoned = 1; /* in-memory state no longer matches the log */
-    if (!env->unsynced_lo)
-        env->unsynced_lo = env->cur_file;
     env->written_seq = seq;
     pthread_mutex_unlock(&env->mu);
     if (rc != SOP_OK)
@@ -772,7 +939,10 @@ int env_commit(sop_txn *t)
     sop_free(newdefs);
     sop_free(bnodes);
     /* DURABLE, then PUBLISHED */
-    return sync_upto(env, seq, &env->durable_seq, &env->written_seq, &env->unsynced_lo);
+    rc = env_sync_upto(env, seq);
+    if (rc == SOP_OK)
+        env_maintain(env, 0); /* reclaiming space is not this commit's failure */
+    return rc;
 
 fail:
 out:

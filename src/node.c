@@ -120,6 +120,11 @@ static size_t entry_size(const node *n, uint32_t i)
 }
 
 /* Key of entry i of a valid node (the 16-byte id follows the key). */
+size_t node_entry_size(const node *n, uint32_t i)
+{
+    return entry_size(n, i);
+}
+
 static inline const unsigned char *entry_key(const node *n, uint32_t i, size_t *klen)
 {
     const unsigned char *p = n->heap + n->slot[i];

@@ -121,6 +121,8 @@ void node_truncate(node *n, uint32_t at);
 /** Make n an empty node of `kind` (internal: one child, lid 0 until set).
  *  SOP_OK or SOP_NOMEM. */
 int node_reset(node *n, int kind);
+/** Bytes of entry i in the heap (what it adds to node_live_bytes). */
+size_t node_entry_size(const node *n, uint32_t i);
 /** Bytes of live item data in the heap (heap_len minus garbage). */
 static inline size_t node_live_bytes(const node *n) { return n->heap_len - n->garbage; }
 

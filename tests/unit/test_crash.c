@@ -21,6 +21,9 @@
 #include "test.h"
 
 static char dir[256];
+/* small log files, so checkpoints, compaction and file deletion happen while
+ * the child is being killed */
+static const sop_env_options env_opts = {0, 0, 256u << 10};
 
 static sop_val ikey(sop_keybuf *kb, int64_t v)
 {
@@ -35,7 +38,7 @@ static int64_t txn_size(int64_t n) { return (n % 17 == 0) ? 400 : 1 + n % 5; }
 static void child(int fd, int64_t start_txn, int64_t start_key)
 {
     sop_env *env;
-    if (sop_env_open(dir, NULL, &env) != SOP_OK)
+    if (sop_env_open(dir, &env_opts, &env) != SOP_OK)
         _exit(3);
     sop_keybuf kb;
     sop_key_init(&kb);
@@ -72,7 +75,7 @@ static int64_t verify(int64_t *next_txn)
 {
     sop_env *env;
     int64_t result = -1;
-    CHECK_RC(sop_env_open(dir, NULL, &env), SOP_OK);
+    CHECK_RC(sop_env_open(dir, &env_opts, &env), SOP_OK);
     if (!env)
         return -1;
     CHECK_RC(sop_env_check(env, NULL), SOP_OK);
