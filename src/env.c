@@ -108,6 +108,14 @@ int env_open_log(sop_env *env, uint32_t no, int create)
             rc = f->io->sync(f);
         if (rc == SOP_OK)
             rc = env->io->rename(env->io, tmp, p);
+        if (rc == SOP_OK) {
+            /* name the file by its final path in messages and deletions */
+            char *final = sop_strdup(p);
+            if (final) {
+                sop_free(f->path);
+                f->path = final;
+            }
+        }
         if (rc == SOP_OK && !(env->flags & SOP_ENV_NOSYNC))
             rc = env->io->sync_dir(env->io, env->path);
         sop_free(tmp);
