@@ -249,7 +249,6 @@ static int p_fs_type(const sop_io *io, const char *path, char *out, size_t n)
     case 0xFF534D42UL: name = "cifs"; break;
     case 0xFE534D42UL: name = "smb2"; break;
     case 0x517BUL: name = "smb"; break;
-    case 0x65735546UL: name = "fuse"; break;
     case 0x01021997UL: name = "9p"; break;
     default: break;
     }
