@@ -339,9 +339,12 @@ SOP_API int sop_cursor_update_key(sop_cursor *cur, const sop_val *key, const sop
 SOP_API int sop_cursor_remove(sop_cursor *cur);
 
 /** Paging (the original SOP's rules, fixed):
- *  - unpositioned cursor: page_offset 0 starts at the first (Forward) or
- *    last (Backward) item; page_offset > 0 gives SOP_NO_CURSOR; an empty
- *    store gives SOP_OK with no items.
+ *  - a cursor never positioned yet: page_offset 0 starts at the first
+ *    (Forward) or last (Backward) item; page_offset > 0 gives SOP_NO_CURSOR;
+ *    an empty store gives SOP_OK with no items.
+ *  - a cursor that moved past an end (or was positioned and then lost its
+ *    item): SOP_OK with no items, until first/last/find positions it again
+ *    (no wrap-around).
  *  - skip page_offset*page_size items in direction; running off the end while
  *    skipping returns SOP_OK with no items and an unpositioned cursor.
  *  - then fetch fetch_count (or page_size if 0) items, starting at the

@@ -342,6 +342,7 @@ int sop_cursor_find(sop_cursor *c, const sop_val *key)
         return c ? done(c->store, rc) : rc;
     int key_eq = 0;
     rc = btree_seek(&c->bc, key->data, key->size, NULL, &key_eq, NULL);
+    c->used |= c->bc.positioned;
     if (rc == SOP_OK && !key_eq)
         rc = SOP_NOTFOUND;
     return done(c->store, rc);
@@ -359,6 +360,7 @@ int sop_cursor_find_id(sop_cursor *c, const sop_val *key, const sop_id *id)
         return c ? done(c->store, rc) : rc;
     int exact = 0;
     rc = btree_seek(&c->bc, key->data, key->size, id->bytes, NULL, &exact);
+    c->used |= c->bc.positioned;
     if (rc == SOP_OK && !exact)
         rc = SOP_NOTFOUND;
     return done(c->store, rc);
@@ -370,7 +372,9 @@ int sop_cursor_find_id(sop_cursor *c, const sop_val *key, const sop_id *id)
         int rc = live_cursor(c);                \
         if (rc != SOP_OK)                       \
             return c ? done(c->store, rc) : rc; \
-        return done(c->store, call(&c->bc));    \
+        rc = call(&c->bc);                      \
+        c->used |= c->bc.positioned;            \
+        return done(c->store, rc);              \
     }
 MOVE(sop_cursor_first, btree_first)
 MOVE(sop_cursor_last, btree_last)
@@ -448,6 +452,8 @@ int sop_cursor_fetch(sop_cursor *c, const sop_paging *pg, int what, sop_fetch_fn
     if (pg->direction != SOP_FORWARD && pg->direction != SOP_BACKWARD)
         return sop_report(SOP_INVALID, "direction %d (want 0 forward or 1 backward)", pg->direction);
     int fwd = pg->direction == SOP_FORWARD;
+    if (!c->bc.positioned && c->used)
+        return SOP_OK; /* past an end: nothing more (no wrap-around) */
     if (!c->bc.positioned) {
         if (pg->page_offset > 0)
             return sop_report(SOP_NO_CURSOR, "page_offset > 0 needs a positioned cursor: call first, last or find");
@@ -456,6 +462,7 @@ int sop_cursor_fetch(sop_cursor *c, const sop_paging *pg, int what, sop_fetch_fn
             return SOP_OK; /* empty store */
         if (rc != SOP_OK)
             return done(c->store, rc);
+        c->used = 1;
     }
     if (pg->page_offset && pg->page_size > UINT64_MAX / pg->page_offset)
         return sop_report(SOP_INVALID, "page_offset * page_size overflows");

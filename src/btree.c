@@ -2,8 +2,10 @@
  * btree.c - the B+tree algorithm (see btree.h) over copy-on-write nodes that
  * a btree_io resolves by logical id.  Inserts split full nodes bottom-up
  * along the recorded path (the root's lid never changes: a root split moves
- * its content into a new child first); deletes borrow from or merge with a
- * sibling, and a root left with a single child absorbs it.  Cursors keep
+ * its content into a new child first); a node left below the fill rule
+ * (btree.h) after a delete is merged with a sibling, or - when the merged
+ * node would be too full - re-split with it (a borrow); a root left with a
+ * single child absorbs it.  Cursors keep
  * their root-to-leaf path and the current (key, id) so they can re-seek after
  * the tree changed.  Node pointers are only held for the span of a few io
  * calls; anything longer re-gets by lid.

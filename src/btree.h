@@ -40,8 +40,11 @@ typedef struct btree_io {
     /** lid is no longer part of the tree. */
     int (*release)(void *arg, uint64_t lid);
     /** Optional read-set hook: items [from, to] (inclusive indexes) of leaf
-     *  `leaf` were read, or, when from > to, the gap before index `from` was
-     *  observed empty.  May be NULL. */
+     *  `leaf` were read, or, when to == from - 1 (uint32_t arithmetic), the
+     *  gap before index `from` was observed empty: (0, UINT32_MAX) is the gap
+     *  before the first item, (count, count - 1) the gap after the last.
+     *  Test for a gap with `to + 1 == from`, not `from > to`.  Which calls
+     *  report what: see the comment at the top of btree.c.  May be NULL. */
     void (*on_read)(void *arg, const node *leaf, uint32_t from, uint32_t to);
 } btree_io;
 

@@ -99,6 +99,7 @@ struct sop_store {
 struct sop_cursor {
     sop_cursor *next;
     sop_store *store;
+    int used;         /* ever positioned: an unpositioned used cursor is past an end */
     btree_cursor bc;
 };
 

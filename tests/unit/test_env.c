@@ -289,6 +289,9 @@ TEST(paging)
     sop_paging back = {0, 5, 0, SOP_BACKWARD};
     got[0] = 0;
     CHECK_RC(sop_cursor_fetch(c, &back, SOP_FETCH_KEYS, collect, got), SOP_OK);
+    CHECK(got[0] == 0); /* past the end: no wrap-around */
+    CHECK_RC(sop_cursor_last(c), SOP_OK);
+    CHECK_RC(sop_cursor_fetch(c, &back, SOP_FETCH_KEYS, collect, got), SOP_OK);
     CHECK(got[0] == 5 && got[1] == 49 && got[5] == 45);
     sop_paging bad = {0, 0, 0, SOP_FORWARD};
     CHECK_RC(sop_cursor_fetch(c, &bad, SOP_FETCH_KEYS, collect, got), SOP_INVALID);
@@ -298,7 +301,12 @@ TEST(paging)
     got[0] = 0;
     CHECK_RC(sop_cursor_fetch(c, &far, SOP_FETCH_KEYS, collect, got), SOP_OK);
     CHECK(got[0] == 0 && !sop_cursor_is_positioned(c));
-    CHECK_RC(sop_cursor_fetch(c, &off, SOP_FETCH_KEYS, collect, got), SOP_NO_CURSOR);
+    got[0] = 0;
+    CHECK_RC(sop_cursor_fetch(c, &off, SOP_FETCH_KEYS, collect, got), SOP_OK); /* past the end */
+    CHECK(got[0] == 0);
+    sop_cursor *fresh;
+    CHECK_RC(sop_cursor_open(s, &fresh), SOP_OK);
+    CHECK_RC(sop_cursor_fetch(fresh, &off, SOP_FETCH_KEYS, collect, got), SOP_NO_CURSOR);
     sop_txn_abort(t);
     sop_env_close(env);
     sop_key_free(&kb);
