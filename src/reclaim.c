@@ -293,8 +293,9 @@ static int collect_victim(void *arg, uint64_t lid, uint64_t loc, uint32_t len)
 }
 
 /* Copy the live blobs of `file` to the end of the log. */
-static int relocate(sop_env *env, uint32_t file)
+static int relocate(sop_env *env, uint32_t file, size_t *moved)
 {
+    *moved = 0;
     victim_blobs v;
     memset(&v, 0, sizeof v);
     v.file = file;
@@ -355,6 +356,7 @@ static int relocate(sop_env *env, uint32_t file)
     env->seq_cat = nc;
     env->seq_last = seq;
     rc = env_push_pending(env, seq, nc);
+    *moved = c.n_blobs;
     env->lock_file->io->unlock(env->lock_file);
     locked = 0;
     pthread_mutex_unlock(&env->commit_mu);
@@ -388,23 +390,29 @@ int env_maintain(sop_env *env, int force)
         return SOP_OK;
     env_prune(env);
     int rc = SOP_OK;
-    /* compact files that are more than half dead */
-    for (;;) {
-        uint32_t victim = 0;
+    /* compact files that are more than half dead: one pass over the files
+     * (live bytes held only by old versions that open snapshots still read
+     * cannot move; such a file waits for a later pass) */
+    pthread_rwlock_rdlock(&env->files_lock);
+    uint32_t lo = env->first_file, hi = env->cur_file;
+    pthread_rwlock_unlock(&env->files_lock);
+    for (uint32_t f = lo; f && f < hi && rc == SOP_OK; f++) {
         pthread_rwlock_rdlock(&env->files_lock);
-        for (uint32_t f = env->first_file; f && f < env->cur_file; f++) {
-            uint64_t used = env->file_end[f] > LOG_FILE_HEADER ? env->file_end[f] - LOG_FILE_HEADER : 0;
-            uint64_t live = __atomic_load_n(&env->file_live[f], __ATOMIC_RELAXED);
-            if (env->files[f] && live && live * 2 < used) {
-                victim = f;
-                break;
-            }
+        uint64_t used = 0, live = 0;
+        int present = f < env->nfiles_cap && env->files[f];
+        if (present) {
+            used = env->file_end[f] > LOG_FILE_HEADER ? env->file_end[f] - LOG_FILE_HEADER : 0;
+            live = __atomic_load_n(&env->file_live[f], __ATOMIC_RELAXED);
         }
         pthread_rwlock_unlock(&env->files_lock);
-        if (!victim || (rc = relocate(env, victim)) != SOP_OK)
-            break;
-        env_prune(env);
-        since_ckpt = env->rotate_bytes; /* a checkpoint lets the old file go */
+        if (!present || !live || live * 2 >= used)
+            continue;
+        size_t moved = 0;
+        rc = relocate(env, f, &moved);
+        if (moved) {
+            env_prune(env);
+            since_ckpt = env->rotate_bytes; /* a checkpoint lets the old file go */
+        }
     }
     /* checkpoint when the log grew, or when files wait for one to be deleted */
     int waiting = 0;
