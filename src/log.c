@@ -301,6 +301,12 @@ int log_scan(sop_file *f, uint64_t start, int (*fn)(void *, const log_commit *, 
             if (check_blob_header(bh, r->lid, r->len, f->path, r->off) != SOP_OK ||
                 sop_get32(bh + 20) != sop_crc32c(0, bh + LOG_BLOB_HEADER, r->len))
                 ok = 0;
+            /* the padding after a payload is zero (so every byte is checked) */
+            size_t pad = ((r->len + 7) & ~(size_t)7) - r->len;
+            const unsigned char *pp = bh + LOG_BLOB_HEADER + r->len;
+            for (size_t k = 0; ok && k < pad && pp + k < buf + len - tlen; k++)
+                if (pp[k])
+                    ok = 0;
         }
         if (!ok) {
             log_commit_free(&c);
