@@ -134,6 +134,8 @@ struct sop_txn {
 };
 
 /* env.c */
+/* Open with a given I/O layer (tests inject faults and crashes through it). */
+int env_open_with_io(const char *path, const sop_env_options *opts, const sop_io *io, sop_env **out);
 void env_file_live_add(sop_env *env, uint64_t loc, int64_t len);
 int env_put_version(sop_env *env, uint64_t lid, uint64_t seq, uint64_t loc, uint32_t len, node *n);
 int env_open_log(sop_env *env, uint32_t no, int create);

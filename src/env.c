@@ -418,12 +418,16 @@ static int list_logs(void *arg, const char *name)
     return SOP_OK;
 }
 
-static void random_bytes(unsigned char *p, size_t n)
+static void random_bytes(const sop_io *io, unsigned char *p, size_t n)
 {
-    FILE *f = fopen("/dev/urandom", "rb");
-    size_t got = f ? fread(p, 1, n, f) : 0;
-    if (f)
-        fclose(f);
+    sop_file *f = NULL;
+    size_t got = 0;
+    if (io->open(io, "/dev/urandom", SOP_IO_READONLY, &f) == SOP_OK) {
+        if (f->io->pread(f, p, n, 0, &got) != SOP_OK)
+            got = 0;
+        f->io->close(f);
+    }
+    sop_clear_errmsg();
     for (size_t i = got; i < n; i++) {
         sop_id id;
         sop_id_generate(&id);
@@ -443,7 +447,7 @@ static int recover(sop_env *env)
     if (!range[2]) {
         if (have_ckpt)
             return SOP_CORRUPT_AT("%s: the checkpoint refers to log files that are missing", env->path);
-        random_bytes(env->dbid, 16);
+        random_bytes(env->io, env->dbid, 16);
         if ((rc = env_open_log(env, 1, 1)) != SOP_OK)
             return rc;
         env->cur_file = 1;
@@ -521,12 +525,18 @@ static int recover(sop_env *env)
 
 int sop_env_open(const char *path, const sop_env_options *opts, sop_env **out)
 {
+    return env_open_with_io(path, opts, sop_io_posix(), out);
+}
+
+int env_open_with_io(const char *path, const sop_env_options *opts, const sop_io *io, sop_env **out)
+{
     if (!out)
         return sop_report(SOP_MISUSE, "NULL output");
     *out = NULL;
     if (!path || !*path)
         return sop_report(SOP_INVALID, "database path is empty");
-    const sop_io *io = sop_io_posix();
+    if (!io)
+        return sop_report(SOP_MISUSE, "NULL I/O methods");
     sop_env *env = sop_calloc(1, sizeof *env);
     if (!env)
         return sop_report(SOP_NOMEM, "environment");
