@@ -1,0 +1,191 @@
+/*
+ * _sop_int.h - private declarations shared by the C files of the sop._sop
+ * extension module (_sop.c: module, errors, Env, Txn; _sop_store.c: Store;
+ * _sop_codec.c: key/value encoding and the byte arenas).
+ *
+ * Locking rules (every file follows them):
+ *  - Python objects are touched only with the GIL held.
+ *  - Engine calls run with the GIL released (Py_BEGIN_ALLOW_THREADS).
+ *  - Every engine call on a transaction, its stores or cursors runs with the
+ *    transaction's mutex (TxnObject.lock) held.  The mutex is only ever
+ *    waited for with the GIL released, so the order is always "txn lock, then
+ *    GIL" and the two cannot deadlock.
+ *  - Results borrowed from the engine (sop_val) are copied into an Arena
+ *    before the mutex is released; Python objects are built from the copy
+ *    afterwards.
+ *  - Error details (sop_errmsg() is thread-local, sop_txn_errmsg() is per
+ *    transaction) are captured into a SopErr right after the failing call,
+ *    still under the mutex and without the GIL.
+ */
+#ifndef SOP_PY_INT_H
+#define SOP_PY_INT_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <pythread.h>
+
+#include "sop.h"
+
+/* ---- errors ------------------------------------------------------------ */
+
+/* One failure, captured without the GIL right after the engine call. */
+typedef struct SopErr {
+    int rc;
+    char msg[768];
+} SopErr;
+
+/* Record rc and the engine's detail for it.  No GIL needed.  txn may be NULL
+ * (or already consumed: then pass NULL). */
+void sopy_capture(SopErr *e, int rc, const sop_txn *txn);
+/* Record a binding-level failure (no engine detail).  No GIL needed. */
+void sopy_capture_msg(SopErr *e, int rc, const char *detail);
+/* Raise the exception class of e->rc with e's message.  GIL.  Returns NULL. */
+PyObject *sopy_raise_err(const SopErr *e);
+/* Raise the exception class of rc with a formatted detail.  GIL.  NULL. */
+PyObject *sopy_raise(int rc, const char *fmt, ...);
+/* Turn the pending Python exception into exception class rc, keeping its text
+ * (used for UnicodeEncodeError -> KeyTypeError and the like).  NULL. */
+PyObject *sopy_reraise_as(int rc, const char *what);
+/* The exception class for a code (borrowed; sop.Error for unknown codes). */
+PyObject *sopy_exc_class(int rc);
+
+/* ---- registered Python classes (set by _sop._register, borrowed refs) --- */
+extern PyObject *sopy_Item;        /* sop.btree.Item */
+extern PyObject *sopy_UUID;        /* uuid.UUID */
+extern PyObject *sopy_dc_fields;   /* dataclasses.fields */
+
+/* ---- arenas: growable byte buffers usable without the GIL -------------- */
+typedef struct Arena {
+    unsigned char *data;
+    size_t size, cap;
+} Arena;
+void arena_init(Arena *a);
+void arena_free(Arena *a);
+/* Append n bytes; *off receives their offset.  0 ok, -1 out of memory. */
+int arena_put(Arena *a, const void *p, size_t n, size_t *off);
+
+/* A span inside an arena; len == (size_t)-1 means "absent". */
+#define SPAN_NONE ((size_t)-1)
+typedef struct Span {
+    size_t off, len;
+} Span;
+static inline sop_val span_val(const Arena *a, Span s)
+{
+    sop_val v;
+    v.size = s.len == SPAN_NONE ? 0 : s.len;
+    /* an empty but present span gets a non-NULL pointer */
+    v.data = s.len == SPAN_NONE ? NULL : s.len == 0 ? (const void *)"" : a->data + s.off;
+    return v;
+}
+static inline int span_put(Arena *a, Span *s, const void *p, size_t n)
+{
+    s->len = n;
+    return arena_put(a, p, n, &s->off);
+}
+
+/* One item read from the engine and copied out (see FetchBuf). */
+typedef struct FetchRec {
+    Span key, key_doc, value;
+    sop_id id;
+} FetchRec;
+
+/* A list of items copied out of the engine under the txn mutex. */
+typedef struct FetchBuf {
+    Arena a;
+    FetchRec *recs;
+    size_t n, cap;
+} FetchBuf;
+void fetchbuf_init(FetchBuf *f);
+void fetchbuf_free(FetchBuf *f);
+/* Copy one item (any pointer may be NULL = absent).  0 ok, -1 no memory. */
+int fetchbuf_add(FetchBuf *f, const sop_val *key, const sop_val *key_doc, const sop_val *value,
+                 const sop_id *id);
+/* sop_fetch_fn adapter: arg is a FetchBuf*; returns SOP_NOMEM on failure. */
+int fetchbuf_cb(void *arg, const sop_val *key, const sop_val *key_doc, const sop_val *value,
+                const sop_id *id);
+
+/* ---- codecs (GIL held) -------------------------------------------------- */
+
+/* Encode a primitive key (None, bool, int, float, str, bytes-like) into kb
+ * and, for integral floats, a one-item key document into kdoc (kdoc->size
+ * stays 0 otherwise).  0 ok, -1 with KeyTypeError/InvalidArgumentError/
+ * KeyTooLargeError set. */
+int sopy_encode_primitive_key(PyObject *key, sop_keybuf *kb, sop_docbuf *kdoc);
+/* Decode an engine key (all its fields; one field gives a scalar, several a
+ * tuple).  NULL with an exception on error. */
+PyObject *sopy_decode_key(const void *p, size_t n);
+/* Encode any supported value as one sopdoc document.  0 / -1 with
+ * ValueTypeError (or MemoryError) set. */
+int sopy_encode_value(PyObject *v, sop_docbuf *d);
+/* Decode one sopdoc document; an empty buffer decodes to None. */
+PyObject *sopy_decode_value(const void *p, size_t n);
+/* Canonical UUID text of an id. */
+PyObject *sopy_id_str(const sop_id *id);
+/* Parse an id given as str, bytes or uuid.UUID (None = all zero). 0 / -1. */
+int sopy_parse_id(PyObject *o, sop_id *id);
+
+/* Module-level functions (in _sop_codec.c): encode_key, decode_key,
+ * encode_value, decode_value. */
+PyObject *sopy_py_encode_key(PyObject *mod, PyObject *args, PyObject *kw);
+PyObject *sopy_py_decode_key(PyObject *mod, PyObject *arg);
+PyObject *sopy_py_encode_value(PyObject *mod, PyObject *arg);
+PyObject *sopy_py_decode_value(PyObject *mod, PyObject *arg);
+
+/* ---- objects ------------------------------------------------------------ */
+
+typedef struct TxnObject TxnObject;
+
+typedef struct EnvObject {
+    PyObject_HEAD
+    sop_env *env;      /* NULL once closed */
+    PyObject *path;    /* str, as given */
+    long inflight;     /* env-level engine calls running without the GIL */
+    int closing;       /* close() in progress: refuse new work */
+    TxnObject *txns;   /* live Txn objects (not refcounted; each Txn refs us) */
+} EnvObject;
+
+struct TxnObject {
+    PyObject_HEAD
+    EnvObject *env;            /* strong ref */
+    sop_txn *txn;              /* NULL once ended; read/written under lock */
+    PyThread_type_lock lock;   /* serialises every engine call on txn */
+    int mode;
+    TxnObject *prev, *next;    /* in env->txns */
+};
+
+typedef struct StoreObject {
+    PyObject_HEAD
+    TxnObject *txn;        /* strong ref; NULL only after tp_clear */
+    sop_store *store;      /* owned by the engine txn; valid while txn->txn */
+    sop_cursor *cur;       /* idem */
+    PyObject *name;        /* str */
+    int is_primitive_key;
+    int is_unique;
+    PyObject *key_codec;   /* None or callable(key) -> (bytes, bytes|None) */
+    PyObject *key_decoder; /* None or callable(key_bytes, key_doc|None) -> key */
+} StoreObject;
+
+extern PyTypeObject SopEnv_Type;
+extern PyTypeObject SopTxn_Type;
+extern PyTypeObject SopStore_Type;
+
+/* Check a context argument: an object whose error() returns None.  0 / -1
+ * with CancelledError set. */
+int sopy_check_ctx(PyObject *ctx);
+
+/* Run the statements in __VA_ARGS__ with the GIL released and the txn
+ * mutex held.  The statements must not touch Python objects and must not
+ * return/goto out of the block. */
+#define SOPY_WITH_TXN(t, ...)                                   \
+    do {                                                        \
+        Py_BEGIN_ALLOW_THREADS                                  \
+        PyThread_acquire_lock((t)->lock, WAIT_LOCK);            \
+        __VA_ARGS__;                                            \
+        PyThread_release_lock((t)->lock);                       \
+        Py_END_ALLOW_THREADS                                    \
+    } while (0)
+
+/* Message used when a transaction has ended. */
+#define SOPY_ENDED_MSG "the transaction has already been committed or rolled back"
+
+#endif /* SOP_PY_INT_H */

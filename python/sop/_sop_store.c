@@ -1,0 +1,1110 @@
+/*
+ * _sop_store.c - the Store type of sop._sop: one B-tree opened in a
+ * transaction, with one cursor, offering the Btree API of the original sop
+ * package (python-api.md section 8) plus get_current_item and
+ * update_current_value from the cookbook.  sop.btree.Btree subclasses it.
+ *
+ * Every method: parse and encode its arguments with the GIL (into an Arena),
+ * then run the engine calls with the GIL released and the txn mutex held,
+ * copying borrowed results out (FetchBuf) and capturing error details, then
+ * build the Python results.  "Not found" / "already exists" outcomes return
+ * False like the original; other failures raise the class of the error code.
+ *
+ * Keys: a primitive-key store encodes str/int/float/bool/bytes/None keys
+ * itself.  When the Python attribute _key_codec is set (a callable
+ * key -> (key_bytes, key_doc_bytes|None)), it encodes every key instead;
+ * _key_decoder (key_bytes, key_doc|None) -> key decodes them.
+ */
+#include "_sop_int.h"
+
+#include <string.h>
+
+/* ---- helpers ------------------------------------------------------------ */
+
+/* Early check (GIL held, no lock): a stale "alive" is harmless because
+ * every engine call re-checks under the txn mutex. */
+static int store_alive(StoreObject *self)
+{
+    if (!self->txn || !self->txn->txn) {
+        sopy_raise(SOP_TXN_ENDED, SOPY_ENDED_MSG);
+        return -1;
+    }
+    return 0;
+}
+
+static int is_item(PyObject *o)
+{
+    if (!sopy_Item)
+        return 0;
+    int r = PyObject_IsInstance(o, sopy_Item);
+    if (r < 0) {
+        PyErr_Clear();
+        return 0;
+    }
+    return r;
+}
+
+/* Encode one key of this store into a (key, key_doc) pair of spans. */
+static int encode_key(StoreObject *self, PyObject *key, Arena *a, Span *k, Span *kd)
+{
+    kd->off = 0;
+    kd->len = SPAN_NONE;
+    if (self->key_codec && self->key_codec != Py_None) {
+        PyObject *res = PyObject_CallFunctionObjArgs(self->key_codec, key, NULL);
+        if (!res)
+            return -1;
+        if (!PyTuple_Check(res) || PyTuple_GET_SIZE(res) != 2) {
+            Py_DECREF(res);
+            sopy_raise(SOP_BAD_KEY, "the key codec must return (key_bytes, key_doc_bytes|None)");
+            return -1;
+        }
+        Py_buffer kv, dv;
+        int rc = -1;
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(res, 0), &kv, PyBUF_SIMPLE) < 0) {
+            sopy_reraise_as(SOP_BAD_KEY, "the key codec returned no bytes");
+            Py_DECREF(res);
+            return -1;
+        }
+        PyObject *doc = PyTuple_GET_ITEM(res, 1);
+        if (kv.len == 0) {
+            sopy_raise(SOP_BAD_KEY, "the key codec returned an empty key");
+        } else if ((size_t)kv.len > SOP_MAX_KEY) {
+            sopy_raise(SOP_KEY_TOO_LARGE, "the encoded key is %zd bytes (the limit is %d)",
+                       kv.len, SOP_MAX_KEY);
+        } else if (span_put(a, k, kv.buf, (size_t)kv.len) < 0) {
+            PyErr_NoMemory();
+        } else if (doc == Py_None) {
+            rc = 0;
+        } else if (PyObject_GetBuffer(doc, &dv, PyBUF_SIMPLE) < 0) {
+            sopy_reraise_as(SOP_BAD_KEY, "the key codec returned a key document that is not bytes");
+        } else {
+            if ((size_t)dv.len > SOP_MAX_KEY_DOC)
+                sopy_raise(SOP_KEY_TOO_LARGE, "the key document is %zd bytes (the limit is %u)",
+                           dv.len, (unsigned)SOP_MAX_KEY_DOC);
+            else if (span_put(a, kd, dv.buf, (size_t)dv.len) < 0)
+                PyErr_NoMemory();
+            else
+                rc = 0;
+            PyBuffer_Release(&dv);
+        }
+        PyBuffer_Release(&kv);
+        Py_DECREF(res);
+        return rc;
+    }
+    if (!self->is_primitive_key) {
+        sopy_raise(SOP_BAD_KEY,
+                   "store %R has complex (dict/dataclass) keys, which this build cannot encode yet",
+                   self->name);
+        return -1;
+    }
+    sop_keybuf kb;
+    sop_docbuf doc;
+    sop_key_init(&kb);
+    sop_doc_init(&doc);
+    int rc = sopy_encode_primitive_key(key, &kb, &doc);
+    if (rc == 0) {
+        /* Always give a key document (empty unless the key is an integral
+         * float), so update/upsert replace the stored key like the original
+         * ("the key object is replaced too"). */
+        if (span_put(a, k, kb.data, kb.size) < 0 || span_put(a, kd, doc.data, doc.size) < 0) {
+            PyErr_NoMemory();
+            rc = -1;
+        }
+    }
+    sop_key_free(&kb);
+    sop_doc_free(&doc);
+    return rc;
+}
+
+static int encode_value(PyObject *v, Arena *a, Span *s)
+{
+    sop_docbuf d;
+    sop_doc_init(&d);
+    int rc = sopy_encode_value(v, &d);
+    if (rc == 0 && span_put(a, s, d.data, d.size) < 0) {
+        PyErr_NoMemory();
+        rc = -1;
+    }
+    sop_doc_free(&d);
+    return rc;
+}
+
+static PyObject *decode_key(StoreObject *self, const Arena *a, Span k, Span kd)
+{
+    int has_doc = kd.len != SPAN_NONE && kd.len > 0;
+    if (self->key_decoder && self->key_decoder != Py_None) {
+        PyObject *kb = PyBytes_FromStringAndSize((const char *)a->data + k.off, (Py_ssize_t)k.len);
+        PyObject *db = has_doc ? PyBytes_FromStringAndSize((const char *)a->data + kd.off,
+                                                           (Py_ssize_t)kd.len)
+                               : (Py_INCREF(Py_None), Py_None);
+        PyObject *res = NULL;
+        if (kb && db)
+            res = PyObject_CallFunctionObjArgs(self->key_decoder, kb, db, NULL);
+        Py_XDECREF(kb);
+        Py_XDECREF(db);
+        return res;
+    }
+    if (has_doc)
+        return sopy_decode_value(a->data + kd.off, kd.len);
+    return sopy_decode_key(a->data + k.off, k.len);
+}
+
+/* Item(key, value, id): the registered sop.btree.Item, or a tuple. */
+static PyObject *new_item(PyObject *key, PyObject *value, PyObject *id)
+{
+    if (sopy_Item)
+        return PyObject_CallFunctionObjArgs(sopy_Item, key, value, id, NULL);
+    return PyTuple_Pack(3, key, value, id);
+}
+
+static PyObject *rec_to_item(StoreObject *self, const FetchBuf *f, const FetchRec *r,
+                             int with_value)
+{
+    PyObject *key = decode_key(self, &f->a, r->key, r->key_doc);
+    if (!key)
+        return NULL;
+    PyObject *value;
+    if (with_value && r->value.len != SPAN_NONE)
+        value = sopy_decode_value(f->a.data + r->value.off, r->value.len);
+    else
+        value = (Py_INCREF(Py_None), Py_None);
+    PyObject *id = value ? sopy_id_str(&r->id) : NULL;
+    PyObject *item = id ? new_item(key, value, id) : NULL;
+    Py_DECREF(key);
+    Py_XDECREF(value);
+    Py_XDECREF(id);
+    return item;
+}
+
+static PyObject *nil_item(void)
+{
+    sop_id zero;
+    memset(&zero, 0, sizeof zero);
+    PyObject *id = sopy_id_str(&zero);
+    if (!id)
+        return NULL;
+    PyObject *item = new_item(Py_None, Py_None, id);
+    Py_DECREF(id);
+    return item;
+}
+
+/* ---- write operations ----------------------------------------------------- */
+
+enum { OP_ADD, OP_ADD_IF_ABSENT, OP_UPDATE, OP_UPSERT, OP_REMOVE, OP_UPDATE_KEY };
+
+typedef struct WItem {
+    Span key, kdoc, val;
+} WItem;
+
+typedef struct WBatch {
+    Arena a;
+    WItem *items;
+    size_t n;
+} WBatch;
+
+static void wbatch_free(WBatch *b)
+{
+    arena_free(&b->a);
+    PyMem_Free(b->items);
+    b->items = NULL;
+    b->n = 0;
+}
+
+/* Fill b from a list of (key, value-or-NULL) Python pairs. */
+static int wbatch_encode(StoreObject *self, PyObject *pairs, int with_value, WBatch *b)
+{
+    Py_ssize_t n = PyList_GET_SIZE(pairs);
+    arena_init(&b->a);
+    b->n = 0;
+    b->items = PyMem_Calloc(n ? (size_t)n : 1, sizeof *b->items);
+    if (!b->items) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *pair = PyList_GET_ITEM(pairs, i);
+        WItem *it = &b->items[i];
+        it->val.len = SPAN_NONE;
+        if (encode_key(self, PyTuple_GET_ITEM(pair, 0), &b->a, &it->key, &it->kdoc) < 0)
+            return -1;
+        if (with_value && encode_value(PyTuple_GET_ITEM(pair, 1), &b->a, &it->val) < 0)
+            return -1;
+        b->n++;
+    }
+    return 0;
+}
+
+/* Append (key, value) to pairs. */
+static int add_pair(PyObject *pairs, PyObject *key, PyObject *value)
+{
+    PyObject *p = PyTuple_Pack(2, key, value ? value : Py_None);
+    if (!p)
+        return -1;
+    int rc = PyList_Append(pairs, p);
+    Py_DECREF(p);
+    return rc;
+}
+
+static int add_item_pair(PyObject *pairs, PyObject *item, int keys_only)
+{
+    PyObject *k = PyObject_GetAttrString(item, "key");
+    PyObject *v = k && !keys_only ? PyObject_GetAttrString(item, "value") : NULL;
+    int rc = -1;
+    if (k && (keys_only || v))
+        rc = add_pair(pairs, k, v);
+    Py_XDECREF(k);
+    Py_XDECREF(v);
+    return rc;
+}
+
+/* The argument forms of add/update/...: (key, value), Item, or [Item...]
+ * when value is None.  keys_only: remove/update_key style (a key, an Item,
+ * or a list of keys/Items). */
+static PyObject *collect_pairs(PyObject *key, PyObject *value, int keys_only)
+{
+    PyObject *pairs = PyList_New(0);
+    if (!pairs)
+        return NULL;
+    if (!keys_only && value != Py_None) {
+        if (add_pair(pairs, key, value) < 0)
+            goto fail;
+    } else if (is_item(key)) {
+        if (add_item_pair(pairs, key, keys_only) < 0)
+            goto fail;
+    } else if (PyList_Check(key)) {
+        PyObject *seq = PySequence_Fast(key, "");
+        if (!seq)
+            goto fail;
+        for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+            PyObject *e = PySequence_Fast_GET_ITEM(seq, i);
+            int rc;
+            if (is_item(e))
+                rc = add_item_pair(pairs, e, keys_only);
+            else if (keys_only)
+                rc = add_pair(pairs, e, NULL);
+            else {
+                sopy_raise(SOP_INVALID, "expected a list of Item, found %.100s at index %zd",
+                           Py_TYPE(e)->tp_name, i);
+                rc = -1;
+            }
+            if (rc < 0) {
+                Py_DECREF(seq);
+                goto fail;
+            }
+        }
+        Py_DECREF(seq);
+    } else {
+        if (add_pair(pairs, key, value) < 0)
+            goto fail;
+    }
+    return pairs;
+fail:
+    Py_DECREF(pairs);
+    return NULL;
+}
+
+static PyObject *store_write(StoreObject *self, PyObject *ctx, PyObject *key, PyObject *value,
+                             int op)
+{
+    int keys_only = op == OP_REMOVE || op == OP_UPDATE_KEY;
+    if (store_alive(self) < 0 || sopy_check_ctx(ctx) < 0)
+        return NULL;
+    PyObject *pairs = collect_pairs(key, value, keys_only);
+    if (!pairs)
+        return NULL;
+    WBatch b;
+    if (wbatch_encode(self, pairs, !keys_only, &b) < 0) {
+        Py_DECREF(pairs);
+        wbatch_free(&b);
+        return NULL;
+    }
+    Py_DECREF(pairs);
+    TxnObject *t = self->txn;
+    sop_store *s = self->store;
+    SopErr err = {0, {0}};
+    int all_ok = 1;
+    SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
+        for (size_t i = 0; i < b.n; i++) {
+            WItem *it = &b.items[i];
+            sop_val k = span_val(&b.a, it->key), kd = span_val(&b.a, it->kdoc),
+                    v = span_val(&b.a, it->val);
+            const sop_val *kdp = it->kdoc.len == SPAN_NONE ? NULL : &kd;
+            int rc, soft; /* soft: the "False" outcome of this op */
+            switch (op) {
+            case OP_ADD:
+                rc = sop_add(s, &k, kdp, &v, NULL);
+                soft = SOP_KEYEXIST;
+                break;
+            case OP_ADD_IF_ABSENT:
+                rc = sop_add_if_absent(s, &k, kdp, &v, NULL);
+                soft = SOP_KEYEXIST;
+                break;
+            case OP_UPDATE:
+                rc = sop_update(s, &k, kdp, &v);
+                soft = SOP_NOTFOUND;
+                break;
+            case OP_UPSERT:
+                rc = sop_upsert(s, &k, kdp, &v);
+                soft = -1;
+                break;
+            case OP_REMOVE:
+                rc = sop_remove(s, &k);
+                soft = SOP_NOTFOUND;
+                break;
+            default: /* OP_UPDATE_KEY */
+                rc = sop_update_key(s, &k, kdp);
+                soft = SOP_NOTFOUND;
+                break;
+            }
+            if (rc == soft) {
+                all_ok = 0;
+            } else if (rc != SOP_OK) {
+                sopy_capture(&err, rc, t->txn);
+                break;
+            }
+        }
+    });
+    wbatch_free(&b);
+    if (err.rc)
+        return sopy_raise_err(&err);
+    return PyBool_FromLong(all_ok);
+}
+
+#define KW_CTX_KEY_VALUE(fn)                                                                   \
+    static PyObject *Store_##fn(StoreObject *self, PyObject *args, PyObject *kw)               \
+    {                                                                                          \
+        static char *kwlist[] = {"ctx", "key", "value", NULL};                                 \
+        PyObject *ctx, *key, *value = Py_None;                                                 \
+        if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|O:" #fn, kwlist, &ctx, &key, &value))   \
+            return NULL;                                                                       \
+        return store_write(self, ctx, key, value, OPCODE_##fn);                                \
+    }
+#define OPCODE_add OP_ADD
+#define OPCODE_add_if_not_exists OP_ADD_IF_ABSENT
+#define OPCODE_update OP_UPDATE
+#define OPCODE_upsert OP_UPSERT
+KW_CTX_KEY_VALUE(add)
+KW_CTX_KEY_VALUE(add_if_not_exists)
+KW_CTX_KEY_VALUE(update)
+KW_CTX_KEY_VALUE(upsert)
+
+static PyObject *Store_remove(StoreObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"ctx", "keys", NULL};
+    PyObject *ctx, *keys;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO:remove", kwlist, &ctx, &keys))
+        return NULL;
+    return store_write(self, ctx, keys, Py_None, OP_REMOVE);
+}
+
+static PyObject *Store_update_key(StoreObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"ctx", "items", NULL};
+    PyObject *ctx, *items;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO:update_key", kwlist, &ctx, &items))
+        return NULL;
+    return store_write(self, ctx, items, Py_None, OP_UPDATE_KEY);
+}
+
+/* ---- cursor operations ---------------------------------------------------- */
+
+static PyObject *Store_update_current_key(StoreObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"ctx", "item", NULL};
+    PyObject *ctx, *item;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO:update_current_key", kwlist, &ctx, &item))
+        return NULL;
+    if (store_alive(self) < 0 || sopy_check_ctx(ctx) < 0)
+        return NULL;
+    PyObject *key = is_item(item) ? PyObject_GetAttrString(item, "key") : (Py_INCREF(item), item);
+    if (!key)
+        return NULL;
+    Arena a;
+    Span k, kd;
+    arena_init(&a);
+    int rc0 = encode_key(self, key, &a, &k, &kd);
+    Py_DECREF(key);
+    if (rc0 < 0) {
+        arena_free(&a);
+        return NULL;
+    }
+    TxnObject *t = self->txn;
+    sop_cursor *cur = self->cur;
+    SopErr err = {0, {0}};
+    int ok = 0;
+    SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
+        sop_val kv = span_val(&a, k), dv = span_val(&a, kd);
+        int rc = sop_cursor_update_key(cur, &kv, kd.len == SPAN_NONE ? NULL : &dv);
+        if (rc == SOP_OK)
+            ok = 1;
+        else if (rc != SOP_NO_CURSOR)
+            sopy_capture(&err, rc, t->txn);
+    });
+    arena_free(&a);
+    if (err.rc)
+        return sopy_raise_err(&err);
+    return PyBool_FromLong(ok);
+}
+
+static PyObject *Store_update_current_value(StoreObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"ctx", "value", NULL};
+    PyObject *ctx, *value;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO:update_current_value", kwlist, &ctx, &value))
+        return NULL;
+    if (store_alive(self) < 0 || sopy_check_ctx(ctx) < 0)
+        return NULL;
+    Arena a;
+    Span v;
+    arena_init(&a);
+    if (encode_value(value, &a, &v) < 0) {
+        arena_free(&a);
+        return NULL;
+    }
+    TxnObject *t = self->txn;
+    sop_cursor *cur = self->cur;
+    SopErr err = {0, {0}};
+    int ok = 0;
+    SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
+        sop_val vv = span_val(&a, v);
+        int rc = sop_cursor_update_value(cur, &vv);
+        if (rc == SOP_OK)
+            ok = 1;
+        else if (rc != SOP_NO_CURSOR)
+            sopy_capture(&err, rc, t->txn);
+    });
+    arena_free(&a);
+    if (err.rc)
+        return sopy_raise_err(&err);
+    return PyBool_FromLong(ok);
+}
+
+static PyObject *find_common(StoreObject *self, PyObject *ctx, PyObject *key, PyObject *idobj)
+{
+    if (store_alive(self) < 0 || sopy_check_ctx(ctx) < 0)
+        return NULL;
+    sop_id id;
+    if (sopy_parse_id(idobj, &id) < 0)
+        return NULL;
+    Arena a;
+    Span k, kd;
+    arena_init(&a);
+    if (encode_key(self, key, &a, &k, &kd) < 0) {
+        arena_free(&a);
+        return NULL;
+    }
+    TxnObject *t = self->txn;
+    sop_cursor *cur = self->cur;
+    SopErr err = {0, {0}};
+    int found = 0;
+    SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
+        sop_val kv = span_val(&a, k);
+        int rc = idobj == Py_None ? sop_cursor_find(cur, &kv) : sop_cursor_find_id(cur, &kv, &id);
+        if (rc == SOP_OK)
+            found = 1;
+        else if (rc != SOP_NOTFOUND)
+            sopy_capture(&err, rc, t->txn);
+    });
+    arena_free(&a);
+    if (err.rc)
+        return sopy_raise_err(&err);
+    return PyBool_FromLong(found);
+}
+
+static PyObject *Store_find(StoreObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"ctx", "key", NULL};
+    PyObject *ctx, *key;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO:find", kwlist, &ctx, &key))
+        return NULL;
+    return find_common(self, ctx, key, Py_None);
+}
+
+static PyObject *Store_find_with_id(StoreObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"ctx", "key", "id", NULL};
+    PyObject *ctx, *key, *id;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO:find_with_id", kwlist, &ctx, &key, &id))
+        return NULL;
+    if (id == Py_None)
+        return sopy_raise(SOP_INVALID, "find_with_id needs an id (use find for none)");
+    return find_common(self, ctx, key, id);
+}
+
+enum { NAV_FIRST, NAV_LAST, NAV_NEXT, NAV_PREV };
+
+static PyObject *navigate(StoreObject *self, PyObject *ctx, int how)
+{
+    if (store_alive(self) < 0 || sopy_check_ctx(ctx) < 0)
+        return NULL;
+    TxnObject *t = self->txn;
+    sop_cursor *cur = self->cur;
+    SopErr err = {0, {0}};
+    int ok = 0;
+    SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
+        int rc = how == NAV_FIRST  ? sop_cursor_first(cur)
+                 : how == NAV_LAST ? sop_cursor_last(cur)
+                 : how == NAV_NEXT ? sop_cursor_next(cur)
+                                   : sop_cursor_prev(cur);
+        if (rc == SOP_OK)
+            ok = 1;
+        else if (rc != SOP_NOTFOUND && rc != SOP_NO_CURSOR)
+            sopy_capture(&err, rc, t->txn);
+    });
+    if (err.rc)
+        return sopy_raise_err(&err);
+    return PyBool_FromLong(ok);
+}
+
+static PyObject *Store_first(StoreObject *self, PyObject *ctx)
+{
+    return navigate(self, ctx, NAV_FIRST);
+}
+static PyObject *Store_last(StoreObject *self, PyObject *ctx)
+{
+    return navigate(self, ctx, NAV_LAST);
+}
+static PyObject *Store_next(StoreObject *self, PyObject *ctx)
+{
+    return navigate(self, ctx, NAV_NEXT);
+}
+static PyObject *Store_previous(StoreObject *self, PyObject *ctx)
+{
+    return navigate(self, ctx, NAV_PREV);
+}
+
+static PyObject *current(StoreObject *self, PyObject *ctx, int with_value)
+{
+    if (store_alive(self) < 0 || sopy_check_ctx(ctx) < 0)
+        return NULL;
+    TxnObject *t = self->txn;
+    sop_cursor *cur = self->cur;
+    SopErr err = {0, {0}};
+    FetchBuf fb;
+    fetchbuf_init(&fb);
+    SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
+        sop_val k, kd, v;
+        sop_id id;
+        int rc = sop_cursor_get(cur, &k, &kd, with_value ? &v : NULL, &id);
+        if (rc == SOP_OK) {
+            if (fetchbuf_add(&fb, &k, &kd, with_value ? &v : NULL, &id) < 0)
+                sopy_capture_msg(&err, SOP_NOMEM, "copying the current item");
+        } else if (rc != SOP_NO_CURSOR) {
+            sopy_capture(&err, rc, t->txn);
+        }
+    });
+    PyObject *res = NULL;
+    if (err.rc)
+        sopy_raise_err(&err);
+    else if (fb.n == 0)
+        res = nil_item();
+    else
+        res = rec_to_item(self, &fb, &fb.recs[0], with_value);
+    fetchbuf_free(&fb);
+    return res;
+}
+
+static PyObject *Store_get_current_key(StoreObject *self, PyObject *ctx)
+{
+    return current(self, ctx, 0);
+}
+
+static PyObject *Store_get_current_value(StoreObject *self, PyObject *ctx)
+{
+    return current(self, ctx, 1);
+}
+
+/* ---- paging ------------------------------------------------------------- */
+
+static int paging_int(PyObject *pi, const char *name, long long dflt, long long *out)
+{
+    PyObject *v = PyObject_GetAttrString(pi, name);
+    if (!v) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+            return -1;
+        PyErr_Clear();
+        *out = dflt;
+        return 0;
+    }
+    if (!PyLong_Check(v)) {
+        /* an Enum member such as PagingDirection.Backward */
+        PyObject *val = PyObject_GetAttrString(v, "value");
+        Py_DECREF(v);
+        if (!val) {
+            PyErr_Clear();
+            sopy_raise(SOP_INVALID, "PagingInfo.%s must be an int", name);
+            return -1;
+        }
+        v = val;
+    }
+    long long x = PyLong_AsLongLong(v);
+    Py_DECREF(v);
+    if (x == -1 && PyErr_Occurred()) {
+        sopy_reraise_as(SOP_INVALID, name);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+static int parse_paging(PyObject *pi, sop_paging *p)
+{
+    long long off = 0, size = 20, count = 0, dir = 0;
+    if (pi != Py_None &&
+        (paging_int(pi, "page_offset", 0, &off) < 0 || paging_int(pi, "page_size", 20, &size) < 0 ||
+         paging_int(pi, "fetch_count", 0, &count) < 0 || paging_int(pi, "direction", 0, &dir) < 0))
+        return -1;
+    if (off < 0) {
+        sopy_raise(SOP_INVALID, "page_offset must be >= 0, not %lld", off);
+        return -1;
+    }
+    if (size <= 0 && count <= 0) {
+        sopy_raise(SOP_INVALID, "page_size or fetch_count must be > 0 (got %lld and %lld)", size,
+                   count);
+        return -1;
+    }
+    p->page_offset = (uint64_t)off;
+    p->page_size = size > 0 ? (uint64_t)size : 0;
+    p->fetch_count = count > 0 ? (uint64_t)count : 0;
+    /* like the original, clamp the direction (without touching the caller's
+     * object) */
+    p->direction = dir <= 0 ? SOP_FORWARD : SOP_BACKWARD;
+    return 0;
+}
+
+static PyObject *fetch(StoreObject *self, PyObject *args, PyObject *kw, int what)
+{
+    static char *kwlist[] = {"ctx", "paging_info", "pagingInfo", NULL};
+    PyObject *ctx, *pi = NULL, *pi2 = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OO", kwlist, &ctx, &pi, &pi2))
+        return NULL;
+    if (!pi)
+        pi = pi2 ? pi2 : Py_None;
+    if (store_alive(self) < 0 || sopy_check_ctx(ctx) < 0)
+        return NULL;
+    sop_paging paging;
+    if (parse_paging(pi, &paging) < 0)
+        return NULL;
+    TxnObject *t = self->txn;
+    sop_cursor *cur = self->cur;
+    SopErr err = {0, {0}};
+    FetchBuf fb;
+    fetchbuf_init(&fb);
+    SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
+        int rc = sop_cursor_fetch(cur, &paging, what, fetchbuf_cb, &fb);
+        if (rc == SOP_NO_CURSOR)
+            sopy_capture_msg(&err, rc,
+                             "can't fetch items with page_offset > 0: call first, last, find "
+                             "or find_with_id before get_keys/get_items");
+        else if (rc != SOP_OK)
+            sopy_capture(&err, rc, t->txn);
+    });
+    PyObject *list = NULL;
+    if (err.rc) {
+        sopy_raise_err(&err);
+    } else if ((list = PyList_New((Py_ssize_t)fb.n)) != NULL) {
+        for (size_t i = 0; i < fb.n; i++) {
+            PyObject *item = rec_to_item(self, &fb, &fb.recs[i], what == SOP_FETCH_VALUES);
+            if (!item) {
+                Py_CLEAR(list);
+                break;
+            }
+            PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+        }
+    }
+    fetchbuf_free(&fb);
+    return list;
+}
+
+static PyObject *Store_get_keys(StoreObject *self, PyObject *args, PyObject *kw)
+{
+    return fetch(self, args, kw, SOP_FETCH_KEYS);
+}
+
+static PyObject *Store_get_items(StoreObject *self, PyObject *args, PyObject *kw)
+{
+    return fetch(self, args, kw, SOP_FETCH_VALUES);
+}
+
+static PyObject *Store_get_values(StoreObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"ctx", "keys", NULL};
+    PyObject *ctx, *arg;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO:get_values", kwlist, &ctx, &arg))
+        return NULL;
+    if (store_alive(self) < 0 || sopy_check_ctx(ctx) < 0)
+        return NULL;
+    /* inputs: the Item objects (or keys) as given */
+    PyObject *inputs = PyList_Check(arg) ? PySequence_List(arg) : PyList_New(0);
+    if (!inputs)
+        return NULL;
+    if (!PyList_Check(arg) && PyList_Append(inputs, arg) < 0) {
+        Py_DECREF(inputs);
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(inputs);
+    Arena a;
+    arena_init(&a);
+    Span *keys = PyMem_Calloc(n ? (size_t)n : 1, sizeof *keys);
+    sop_id *ids = PyMem_Calloc(n ? (size_t)n : 1, sizeof *ids);
+    PyObject **in_ids = PyMem_Calloc(n ? (size_t)n : 1, sizeof *in_ids);
+    char *found = PyMem_Calloc(n ? (size_t)n : 1, 1);
+    PyObject *result = NULL;
+    FetchBuf fb;
+    fetchbuf_init(&fb);
+    if (!keys || !ids || !in_ids || !found) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *e = PyList_GET_ITEM(inputs, i), *key;
+        Span kd;
+        if (is_item(e)) {
+            key = PyObject_GetAttrString(e, "key");
+            in_ids[i] = key ? PyObject_GetAttrString(e, "id") : NULL;
+            if (!in_ids[i] || sopy_parse_id(in_ids[i], &ids[i]) < 0) {
+                Py_XDECREF(key);
+                goto done;
+            }
+        } else {
+            key = e;
+            Py_INCREF(key);
+        }
+        int rc = encode_key(self, key, &a, &keys[i], &kd);
+        Py_DECREF(key);
+        if (rc < 0)
+            goto done;
+    }
+    TxnObject *t = self->txn;
+    sop_cursor *cur = self->cur;
+    SopErr err = {0, {0}};
+    static const sop_id zero_id;
+    SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            sop_val kv = span_val(&a, keys[i]);
+            int rc = memcmp(&ids[i], &zero_id, sizeof zero_id) ? sop_cursor_find_id(cur, &kv, &ids[i])
+                                                               : sop_cursor_find(cur, &kv);
+            if (rc == SOP_OK) {
+                sop_val k, kd, v;
+                sop_id id;
+                rc = sop_cursor_get(cur, &k, &kd, &v, &id);
+                if (rc == SOP_OK && fetchbuf_add(&fb, &k, &kd, &v, &id) < 0)
+                    rc = SOP_NOMEM;
+                if (rc == SOP_OK)
+                    found[i] = 1;
+            } else if (rc == SOP_NOTFOUND) {
+                rc = SOP_OK;
+            }
+            if (rc != SOP_OK) {
+                sopy_capture(&err, rc, t->txn);
+                break;
+            }
+        }
+    });
+    if (err.rc) {
+        sopy_raise_err(&err);
+        goto done;
+    }
+    result = PyList_New(n);
+    size_t r = 0;
+    for (Py_ssize_t i = 0; result && i < n; i++) {
+        PyObject *item;
+        if (found[i]) {
+            item = rec_to_item(self, &fb, &fb.recs[r++], 1);
+        } else {
+            /* echo the input with no value */
+            PyObject *e = PyList_GET_ITEM(inputs, i);
+            if (in_ids[i]) {
+                PyObject *k = PyObject_GetAttrString(e, "key");
+                item = k ? new_item(k, Py_None, in_ids[i]) : NULL;
+                Py_XDECREF(k);
+            } else {
+                PyObject *id = sopy_id_str(&ids[i]);
+                item = id ? new_item(e, Py_None, id) : NULL;
+                Py_XDECREF(id);
+            }
+        }
+        if (!item) {
+            Py_CLEAR(result);
+            break;
+        }
+        PyList_SET_ITEM(result, i, item);
+    }
+done:
+    for (Py_ssize_t i = 0; in_ids && i < n; i++)
+        Py_XDECREF(in_ids[i]);
+    PyMem_Free(keys);
+    PyMem_Free(ids);
+    PyMem_Free(in_ids);
+    PyMem_Free(found);
+    arena_free(&a);
+    fetchbuf_free(&fb);
+    Py_DECREF(inputs);
+    return result;
+}
+
+/* ---- store-level ------------------------------------------------------------ */
+
+static PyObject *Store_count(StoreObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (store_alive(self) < 0)
+        return NULL;
+    TxnObject *t = self->txn;
+    sop_store *s = self->store;
+    SopErr err = {0, {0}};
+    uint64_t count = 0;
+    SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
+        int rc = sop_store_count(s, &count);
+        if (rc != SOP_OK)
+            sopy_capture(&err, rc, t->txn);
+    });
+    if (err.rc)
+        return sopy_raise_err(&err);
+    return PyLong_FromUnsignedLongLong((unsigned long long)count);
+}
+
+static PyObject *Store_is_unique(StoreObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (store_alive(self) < 0)
+        return NULL;
+    return PyBool_FromLong(self->is_unique);
+}
+
+static PyObject *span_bytes(const Arena *a, Span s)
+{
+    if (s.len == SPAN_NONE)
+        Py_RETURN_NONE;
+    return PyBytes_FromStringAndSize((const char *)a->data + s.off, (Py_ssize_t)s.len);
+}
+
+static PyObject *span_str(const Arena *a, Span s)
+{
+    if (s.len == SPAN_NONE)
+        return PyUnicode_FromString("");
+    return PyUnicode_DecodeUTF8((const char *)a->data + s.off, (Py_ssize_t)s.len, "replace");
+}
+
+/* get_store_info() -> dict of the engine's store record (sop.btree.Btree
+ * turns it into a BtreeOptions). */
+static PyObject *Store_get_store_info(StoreObject *self, PyObject *unused)
+{
+    (void)unused;
+    if (store_alive(self) < 0)
+        return NULL;
+    TxnObject *t = self->txn;
+    sop_store *s = self->store;
+    SopErr err = {0, {0}};
+    sop_store_info info;
+    memset(&info, 0, sizeof info);
+    Arena a;
+    arena_init(&a);
+    Span name = {0, SPAN_NONE}, desc = {0, SPAN_NONE}, spec = {0, SPAN_NONE}, meta = {0, SPAN_NONE};
+    SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
+        int rc = sop_store_get_info(s, &info);
+        if (rc != SOP_OK) {
+            sopy_capture(&err, rc, t->txn);
+        } else if ((info.name && span_put(&a, &name, info.name, strlen(info.name)) < 0) ||
+                   (info.options.description &&
+                    span_put(&a, &desc, info.options.description,
+                             strlen(info.options.description)) < 0) ||
+                   span_put(&a, &spec, info.options.index_spec.data, info.options.index_spec.size) <
+                       0 ||
+                   span_put(&a, &meta, info.options.metadata.data, info.options.metadata.size) <
+                       0) {
+            sopy_capture_msg(&err, SOP_NOMEM, "copying the store info");
+        }
+    });
+    PyObject *res = NULL;
+    if (err.rc) {
+        sopy_raise_err(&err);
+    } else {
+        PyObject *n = span_str(&a, name), *d = span_str(&a, desc), *sp = span_bytes(&a, spec),
+                 *md = span_bytes(&a, meta);
+        if (n && d && sp && md)
+            res = Py_BuildValue(
+                "{s:O,s:k,s:O,s:i,s:O,s:O,s:O,s:O,s:O,s:K}", "name", n, "slot_length",
+                (unsigned long)info.options.slot_length, "is_unique",
+                info.options.is_unique ? Py_True : Py_False, "value_placement",
+                info.options.value_placement, "leaf_load_balancing",
+                info.options.leaf_load_balancing ? Py_True : Py_False, "is_primitive_key",
+                info.options.is_primitive_key ? Py_True : Py_False, "description", d, "index_spec",
+                sp, "metadata", md, "count", (unsigned long long)info.count);
+        Py_XDECREF(n);
+        Py_XDECREF(d);
+        Py_XDECREF(sp);
+        Py_XDECREF(md);
+    }
+    arena_free(&a);
+    return res;
+}
+
+/* ---- attributes and type ---------------------------------------------------- */
+
+static PyObject *Store_get_name(StoreObject *self, void *c)
+{
+    (void)c;
+    if (!self->name)
+        Py_RETURN_NONE;
+    Py_INCREF(self->name);
+    return self->name;
+}
+
+static PyObject *Store_get_is_primitive_key(StoreObject *self, void *c)
+{
+    (void)c;
+    return PyBool_FromLong(self->is_primitive_key);
+}
+
+static PyObject *Store_get_txn(StoreObject *self, void *c)
+{
+    (void)c;
+    if (!self->txn)
+        Py_RETURN_NONE;
+    Py_INCREF(self->txn);
+    return (PyObject *)self->txn;
+}
+
+static PyObject *Store_get_ended(StoreObject *self, void *c)
+{
+    (void)c;
+    return PyBool_FromLong(!self->txn || !self->txn->txn);
+}
+
+static PyObject *Store_get_hook(StoreObject *self, void *c)
+{
+    PyObject *v = c ? self->key_decoder : self->key_codec;
+    if (!v)
+        Py_RETURN_NONE;
+    Py_INCREF(v);
+    return v;
+}
+
+static int Store_set_hook(StoreObject *self, PyObject *v, void *c)
+{
+    if (!v)
+        v = Py_None;
+    if (v != Py_None && !PyCallable_Check(v)) {
+        PyErr_SetString(PyExc_TypeError, "the key codec/decoder must be callable or None");
+        return -1;
+    }
+    Py_INCREF(v);
+    if (c)
+        Py_XSETREF(self->key_decoder, v);
+    else
+        Py_XSETREF(self->key_codec, v);
+    return 0;
+}
+
+static int Store_traverse(StoreObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->txn);
+    Py_VISIT(self->key_codec);
+    Py_VISIT(self->key_decoder);
+    return 0;
+}
+
+static int Store_clear(StoreObject *self)
+{
+    Py_CLEAR(self->key_codec);
+    Py_CLEAR(self->key_decoder);
+    return 0;
+}
+
+static void Store_dealloc(StoreObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    TxnObject *t = self->txn;
+    /* Give the cursor back early if nobody is using the transaction right
+     * now; otherwise the engine frees it when the transaction ends. */
+    if (t && self->cur && PyThread_acquire_lock(t->lock, NOWAIT_LOCK)) {
+        if (t->txn)
+            sop_cursor_close(self->cur);
+        PyThread_release_lock(t->lock);
+    }
+    self->cur = NULL;
+    self->store = NULL;
+    Store_clear(self);
+    Py_CLEAR(self->name);
+    Py_CLEAR(self->txn);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Store_repr(StoreObject *self)
+{
+    return PyUnicode_FromFormat("<%s %R%s>", Py_TYPE(self)->tp_name, self->name ? self->name : Py_None,
+                                (!self->txn || !self->txn->txn) ? " (transaction ended)" : "");
+}
+
+#define KWM(name, doc) \
+    {#name, (PyCFunction)(void (*)(void))Store_##name, METH_VARARGS | METH_KEYWORDS, doc}
+
+static PyMethodDef Store_methods[] = {
+    KWM(add, "add(ctx, key, value=None) -> bool\n\nAdd (key, value), an Item or a list of Items; "
+             "False if a key exists in a unique store."),
+    KWM(add_if_not_exists, "add_if_not_exists(ctx, key, value=None) -> bool\n\nAdd only "
+                           "absent keys; False if any key exists."),
+    KWM(update, "update(ctx, key, value=None) -> bool\n\nReplace values; False if any key "
+                "is missing."),
+    KWM(upsert, "upsert(ctx, key, value=None) -> bool\n\nUpdate or add."),
+    KWM(remove, "remove(ctx, keys) -> bool\n\nRemove one key, an Item, or a list of them; "
+                "False if any is missing."),
+    KWM(update_key, "update_key(ctx, items) -> bool\n\nReplace the stored key document of "
+                    "each item's key."),
+    KWM(update_current_key, "update_current_key(ctx, item) -> bool\n\nReplace the key "
+                            "document at the cursor; False if the cursor is not positioned."),
+    KWM(update_current_value, "update_current_value(ctx, value) -> bool\n\nReplace the value "
+                              "at the cursor; False if the cursor is not positioned."),
+    KWM(find, "find(ctx, key) -> bool\n\nPosition on the first item with key; on a miss "
+              "return False and position on the next greater key."),
+    KWM(find_with_id, "find_with_id(ctx, key, id) -> bool\n\nPosition on the item with key "
+                      "and id (str or uuid.UUID)."),
+    {"first", (PyCFunction)Store_first, METH_O, "first(ctx) -> bool"},
+    {"last", (PyCFunction)Store_last, METH_O, "last(ctx) -> bool"},
+    {"next", (PyCFunction)Store_next, METH_O,
+     "next(ctx) -> bool\n\nFalse (and unpositioned) past the end."},
+    {"previous", (PyCFunction)Store_previous, METH_O, "previous(ctx) -> bool"},
+    {"get_current_key", (PyCFunction)Store_get_current_key, METH_O,
+     "get_current_key(ctx) -> Item\n\nItem(key, None, id) at the cursor (key None when "
+     "unpositioned)."},
+    {"get_current_value", (PyCFunction)Store_get_current_value, METH_O,
+     "get_current_value(ctx) -> Item\n\nItem(key, value, id) at the cursor."},
+    {"get_current_item", (PyCFunction)Store_get_current_value, METH_O,
+     "get_current_item(ctx) -> Item\n\nSame as get_current_value."},
+    KWM(get_keys, "get_keys(ctx, paging_info) -> list[Item]\n\nItems without values."),
+    KWM(get_items, "get_items(ctx, paging_info) -> list[Item]"),
+    KWM(get_values, "get_values(ctx, keys) -> list[Item]\n\nLook up each Item (by id when "
+                    "set); a missing key comes back with value None."),
+    {"count", (PyCFunction)Store_count, METH_NOARGS, "count() -> int"},
+    {"is_unique", (PyCFunction)Store_is_unique, METH_NOARGS, "is_unique() -> bool"},
+    {"get_store_info", (PyCFunction)Store_get_store_info, METH_NOARGS,
+     "get_store_info() -> dict\n\nThe engine's record of the store."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Store_getset[] = {
+    {"name", (getter)Store_get_name, NULL, "Store name.", NULL},
+    {"is_primitive_key", (getter)Store_get_is_primitive_key, NULL,
+     "True when keys are plain str/int/float/bool/bytes values.", NULL},
+    {"txn", (getter)Store_get_txn, NULL, "The Txn this store was opened in.", NULL},
+    {"ended", (getter)Store_get_ended, NULL, "True once the transaction has ended.", NULL},
+    {"_key_codec", (getter)Store_get_hook, (setter)Store_set_hook,
+     "None or callable(key) -> (key_bytes, key_doc_bytes|None).", NULL},
+    {"_key_decoder", (getter)Store_get_hook, (setter)Store_set_hook,
+     "None or callable(key_bytes, key_doc_bytes|None) -> key.", (void *)1},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyTypeObject SopStore_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "sop._sop.Store",
+    .tp_basicsize = sizeof(StoreObject),
+    .tp_dealloc = (destructor)Store_dealloc,
+    .tp_repr = (reprfunc)Store_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "A B-tree store opened in a transaction (created by Txn.open_store).",
+    .tp_traverse = (traverseproc)Store_traverse,
+    .tp_clear = (inquiry)Store_clear,
+    .tp_methods = Store_methods,
+    .tp_getset = Store_getset,
+};

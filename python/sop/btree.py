@@ -1,0 +1,272 @@
+"""B-tree stores: options, paging, items and the Btree class.
+
+Btree subclasses the native sop._sop.Store (one B-tree opened in a
+transaction, with one cursor); every data method (add, find, get_items, ...)
+is implemented in C.  This module adds the option dataclasses of the original
+package and turns the engine's store record into a BtreeOptions.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from enum import Enum
+from typing import Any, Dict, Generic, List, Optional, TypeVar
+
+from . import _sop
+from ._sop import BtreeError
+
+__all__ = [
+    "ValueDataSize",
+    "PagingDirection",
+    "PagingInfo",
+    "CacheConfig",
+    "IndexFieldSpecification",
+    "IndexSpecification",
+    "Relation",
+    "BtreeOptions",
+    "Item",
+    "BtreeError",
+    "Btree",
+    "TK",
+    "TV",
+]
+
+TK = TypeVar("TK")
+TV = TypeVar("TV")
+
+NIL_UUID = "00000000-0000-0000-0000-000000000000"
+
+
+class ValueDataSize(Enum):
+    """Where values live: Small in the leaf node, Medium/Big as separate blobs."""
+
+    Small = 0
+    Medium = 1
+    Big = 2
+
+
+class PagingDirection(Enum):
+    Forward = 0
+    Backward = 1
+
+
+@dataclass
+class PagingInfo:
+    """Paging of get_keys/get_items.
+
+    Skips page_offset * page_size items from the cursor, then returns
+    fetch_count items (page_size when fetch_count is 0).  direction is an int
+    (PagingDirection.X.value); a PagingDirection member is accepted too.
+    """
+
+    page_offset: int = 0
+    page_size: int = 20
+    fetch_count: int = 0
+    direction: int = PagingDirection.Forward.value
+
+
+@dataclass
+class CacheConfig:
+    """Cache durations in minutes (kept with the store's metadata)."""
+
+    registry_cache_duration: int = 10
+    is_registry_cache_ttl: bool = False
+    node_cache_duration: int = 5
+    is_node_cache_ttl: bool = False
+    store_info_cache_duration: int = 5
+    is_store_info_cache_ttl: bool = False
+    value_data_cache_duration: int = 0
+    is_value_data_cache_ttl: bool = False
+
+
+@dataclass
+class IndexFieldSpecification:
+    field_name: str
+    ascending_sort_order: bool = True
+
+
+@dataclass
+class IndexSpecification:
+    index_fields: List[IndexFieldSpecification] = None  # a tuple works too
+
+
+@dataclass
+class Relation:
+    """A foreign-key style link from fields of this store to another store."""
+
+    source_fields: List[str]
+    target_store: str
+    target_fields: List[str]
+
+
+@dataclass
+class BtreeOptions:
+    name: str = ""
+    is_unique: bool = False
+    slot_length: int = 500
+    description: str = ""
+    is_value_data_in_node_segment: bool = True
+    is_value_data_actively_persisted: bool = False
+    is_value_data_globally_cached: bool = False
+    index_specification: str = ""
+    transaction_id: str = NIL_UUID
+    cache_config: CacheConfig = None
+    is_primitive_key: bool = True
+    leaf_load_balancing: bool = False
+    relations: List[Relation] = None
+
+    def set_index_specification(self, spec: IndexSpecification) -> None:
+        """Store spec as JSON (no-op when spec is falsy)."""
+        if spec:
+            self.index_specification = json.dumps(asdict(spec))
+
+    def set_value_data_size(self, s: ValueDataSize) -> None:
+        """Medium: separate, cached blobs; Big: separate, persisted, not cached.
+        Small leaves the flags as they are (like the original)."""
+        if s == ValueDataSize.Medium:
+            self.is_value_data_in_node_segment = False
+            self.is_value_data_globally_cached = True
+            self.is_value_data_actively_persisted = False
+        elif s == ValueDataSize.Big:
+            self.is_value_data_in_node_segment = False
+            self.is_value_data_globally_cached = False
+            self.is_value_data_actively_persisted = True
+
+
+@dataclass
+class Item(Generic[TK, TV]):
+    """One B-tree item; id is the canonical UUID text of the item id."""
+
+    key: TK
+    value: TV = None
+    id: str = NIL_UUID
+
+
+_sop._register(Item=Item)
+
+
+# ---- options <-> engine ------------------------------------------------------
+
+def _normalize_slot_length(n: int) -> int:
+    # The original's rules: <= 0 -> 2000, odd -> minus one, clamped to 2..20000.
+    n = int(n)
+    if n <= 0:
+        n = 2000
+    if n % 2:
+        n -= 1
+    return max(2, min(20000, n))
+
+
+def _value_placement(o: BtreeOptions) -> int:
+    if o.is_value_data_in_node_segment:
+        return _sop.VALUE_SMALL
+    if o.is_value_data_globally_cached:
+        return _sop.VALUE_MEDIUM
+    return _sop.VALUE_BIG
+
+
+def _jsonable(o: Any) -> Any:
+    if is_dataclass(o) and not isinstance(o, type):
+        return {f.name: _jsonable(getattr(o, f.name)) for f in fields(o)}
+    if isinstance(o, (list, tuple)):
+        return [_jsonable(x) for x in o]
+    if isinstance(o, dict):
+        return {str(k): _jsonable(v) for k, v in o.items()}
+    if isinstance(o, Enum):
+        return o.value
+    return o
+
+
+def _create_options(o: BtreeOptions) -> Dict[str, Any]:
+    """The dict Txn.open_store() takes to create a store from BtreeOptions."""
+    meta = _jsonable(o)
+    meta.pop("transaction_id", None)
+    return {
+        "slot_length": _normalize_slot_length(o.slot_length),
+        "is_unique": bool(o.is_unique),
+        "value_placement": _value_placement(o),
+        "leaf_load_balancing": bool(o.leaf_load_balancing),
+        "is_primitive_key": bool(o.is_primitive_key),
+        "description": o.description or "",
+        "index_spec": o.index_specification or "",
+        "metadata": json.dumps(meta, sort_keys=True),
+    }
+
+
+def _options_from_info(info: Dict[str, Any], transaction_id: str) -> BtreeOptions:
+    """Rebuild BtreeOptions from the engine's store record and the metadata
+    JSON written by new_btree (engine fields win where both exist)."""
+    meta: Dict[str, Any] = {}
+    raw = info.get("metadata") or b""
+    if raw:
+        try:
+            meta = json.loads(raw.decode("utf-8"))
+            if not isinstance(meta, dict):
+                meta = {}
+        except (ValueError, UnicodeDecodeError):
+            meta = {}
+    known = {f.name for f in fields(BtreeOptions)}
+    opts = BtreeOptions(**{k: v for k, v in meta.items() if k in known})
+    opts.name = info["name"]
+    opts.slot_length = info["slot_length"]
+    opts.is_unique = info["is_unique"]
+    opts.leaf_load_balancing = info["leaf_load_balancing"]
+    opts.is_primitive_key = info["is_primitive_key"]
+    opts.description = info.get("description") or opts.description
+    spec = info.get("index_spec") or b""
+    opts.index_specification = spec.decode("utf-8", "replace") if spec else ""
+    placement = info["value_placement"]
+    opts.is_value_data_in_node_segment = placement == _sop.VALUE_SMALL
+    opts.is_value_data_globally_cached = placement == _sop.VALUE_MEDIUM
+    opts.is_value_data_actively_persisted = placement == _sop.VALUE_BIG
+    if isinstance(opts.cache_config, dict):
+        cc_fields = {f.name for f in fields(CacheConfig)}
+        opts.cache_config = CacheConfig(
+            **{k: v for k, v in opts.cache_config.items() if k in cc_fields})
+    if isinstance(opts.relations, list):
+        opts.relations = [Relation(**r) if isinstance(r, dict) else r for r in opts.relations]
+    opts.transaction_id = transaction_id
+    return opts
+
+
+class Btree(_sop.Store, Generic[TK, TV]):
+    """A B-tree store opened in a transaction.
+
+    Obtain one with Database.new_btree / Database.open_btree (or the
+    Btree.new / Btree.open class methods).  Attributes: ``id`` (a uuid.UUID
+    minted for every open), ``transaction_id``, ``is_primitive_key``.
+    """
+
+    # Set by _attach(); class-level defaults keep repr/attribute access safe.
+    id: Optional[uuid.UUID] = None
+    transaction_id: Optional[uuid.UUID] = None
+
+    def _attach(self, trans: Any) -> "Btree":
+        self.id = uuid.uuid4()
+        self.transaction_id = getattr(trans, "transaction_id", None)
+        return self
+
+    @classmethod
+    def new(cls, ctx, name: str, trans, options: Optional[BtreeOptions] = None,
+            index_spec: Optional[IndexSpecification] = None) -> "Btree":
+        """Create the store, or open it if it exists with a compatible config."""
+        from .database import _new_btree
+        return _new_btree(ctx, name, trans, options, index_spec, cls)
+
+    @classmethod
+    def open(cls, ctx, name: str, trans) -> "Btree":
+        """Open an existing store (StoreNotFoundError if there is none)."""
+        from .database import _open_btree
+        return _open_btree(ctx, name, trans, cls)
+
+    def get_store_info(self) -> BtreeOptions:  # type: ignore[override]
+        """The store's options (including description, relations, cache
+        config) and, in the native record, its item count."""
+        info = _sop.Store.get_store_info(self)
+        tid = str(self.transaction_id) if self.transaction_id else NIL_UUID
+        return _options_from_info(info, tid)
+
+    def __repr__(self) -> str:
+        return f"<Btree {self.name!r}{' (transaction ended)' if self.ended else ''}>"

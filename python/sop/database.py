@@ -1,0 +1,236 @@
+"""Database: the entry point (a folder of stores), transactions and B-trees.
+
+A Database is lazy: nothing happens on disk until the first call that takes a
+ctx.  The engine must not open one folder twice in a process, so every
+Database on the same folder shares one native sop._sop.Env (a module-level
+registry keyed by the folder's real path).
+
+This build runs Standalone only: Clustered mode, Cassandra keyspaces, Redis
+cache configs, erasure coding and multi-folder replication raise
+sop.InvalidArgumentError.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+from dataclasses import asdict
+from enum import Enum
+from typing import Any, Dict, Optional
+
+from . import _sop
+from .btree import Btree, BtreeOptions, IndexSpecification, _create_options
+from .transaction import (
+    DatabaseOptions,
+    DatabaseType,
+    RedisCacheConfig,
+    Transaction,
+    TransactionMode,
+    _check_ctx,
+)
+
+__all__ = [
+    "Database",
+    "DatabaseOptions",
+    "DatabaseType",
+    "RedisCacheConfig",
+    "Btree",
+    "BtreeOptions",
+    "IndexSpecification",
+]
+
+# ---- one native Env per folder per process -----------------------------------
+
+_envs: Dict[str, _sop.Env] = {}
+_envs_lock = threading.Lock()
+
+
+def _env_for(folder: str) -> _sop.Env:
+    key = os.path.realpath(os.path.abspath(folder))
+    with _envs_lock:
+        env = _envs.get(key)
+        if env is None or env.closed:
+            try:
+                os.makedirs(key, exist_ok=True)
+            except OSError as e:
+                try:
+                    _sop.raise_error(_sop.SOP_IOERR, f"cannot create {key!r}: {e.strerror or e}")
+                except _sop.Error as err:
+                    raise err from e
+            env = _sop.Env(key)
+            _envs[key] = env
+        return env
+
+
+def _close_all() -> None:
+    """Close every shared Env of this process (tests use it between cases)."""
+    with _envs_lock:
+        envs = list(_envs.values())
+        _envs.clear()
+    for env in envs:
+        env.close()
+
+
+def _bad_option(msg: str) -> None:
+    _sop.raise_error(_sop.SOP_INVALID, msg)
+
+
+def _standalone_folder(options: Optional[DatabaseOptions]) -> str:
+    """Validate options for this build and return the database folder."""
+    if options is None:
+        _bad_option("a DatabaseOptions with stores_folders is required")
+    t = options.type
+    t = t.value if isinstance(t, Enum) else t
+    if t not in (DatabaseType.Standalone.value, None):
+        _bad_option("clustered mode (DatabaseType.Clustered) is not available in this build; "
+                    "use DatabaseType.Standalone")
+    if options.keyspace:
+        _bad_option("Cassandra keyspaces (DatabaseOptions.keyspace) are not available in this "
+                    "build")
+    if options.redis_config is not None:
+        _bad_option("Redis caching (DatabaseOptions.redis_config) is not available in this build")
+    if options.erasure_config:
+        _bad_option("erasure coding (DatabaseOptions.erasure_config) is not available in this "
+                    "build")
+    folders = options.stores_folders
+    if isinstance(folders, (str, bytes, os.PathLike)):
+        folders = [folders]
+    if not folders:
+        _bad_option("StoresFolders must be provided (DatabaseOptions.stores_folders)")
+    if len(folders) > 1:
+        _bad_option("replication across several stores_folders is not available in this build; "
+                    "give one folder")
+    return os.fspath(folders[0])
+
+
+class Database:
+    """A database folder.
+
+    ``Database(DatabaseOptions(stores_folders=[path]))`` like the original;
+    ``Database(ctx, storage_path=path)`` and ``Database(stores_folders=[...])``
+    work too.  ``id`` becomes a uuid.UUID on first use.
+    """
+
+    def __init__(self, options: Any = None, *, storage_path: Optional[str] = None,
+                 **option_fields: Any):
+        if options is not None and not isinstance(options, DatabaseOptions) \
+                and hasattr(options, "error"):
+            options = None  # Database(ctx, storage_path=...): the ctx is not kept
+        if options is None and (storage_path is not None or option_fields):
+            if storage_path is not None:
+                option_fields.setdefault("stores_folders", [storage_path])
+            options = DatabaseOptions(**option_fields)
+        elif option_fields or storage_path is not None:
+            raise TypeError("give either a DatabaseOptions or option keywords, not both")
+        self.options: Optional[DatabaseOptions] = options
+        self.id: Optional[uuid.UUID] = None
+        self._env: Optional[_sop.Env] = None
+        self._lock = threading.Lock()
+
+    # -- internals
+
+    def _ensure(self) -> _sop.Env:
+        env = self._env
+        if env is not None and not env.closed:
+            return env
+        with self._lock:
+            if self._env is None or self._env.closed:
+                self._env = _env_for(_standalone_folder(self.options))
+                if self.id is None:
+                    self.id = uuid.uuid4()
+            return self._env
+
+    @property
+    def path(self) -> str:
+        """The database folder (absolute)."""
+        return self._ensure().path
+
+    # -- API
+
+    def begin_transaction(self, ctx, mode: Any = TransactionMode.ForWriting.value,
+                          max_time: Any = 15) -> Transaction:
+        """Begin a transaction.  mode: int or TransactionMode; max_time in
+        minutes (<= 0 means 15, capped at 60)."""
+        _check_ctx(ctx)
+        m = mode.value if isinstance(mode, Enum) else mode
+        if isinstance(m, bool) or not isinstance(m, int) or m not in (0, 1, 2):
+            _bad_option(f"mode must be a TransactionMode or 0, 1, 2, not {mode!r}")
+        try:
+            minutes = float(max_time)
+        except (TypeError, ValueError):
+            _bad_option(f"max_time must be a number of minutes, not {max_time!r}")
+        if not minutes > 0:
+            minutes = 15
+        minutes = min(minutes, 60)
+        txn = self._ensure().begin(m, int(minutes * 60_000))
+        return Transaction(ctx, id=uuid.uuid4(), begun=True, database_id=self.id, _txn=txn,
+                           _database=self)
+
+    def new_btree(self, ctx, name: str, trans: Transaction,
+                  options: Optional[BtreeOptions] = None,
+                  index_spec: Optional[IndexSpecification] = None) -> Btree:
+        """Create a store, or open it if it exists with a compatible config
+        (sop.StoreIncompatibleError otherwise).  options=None means
+        is_unique=True, slot_length=1000."""
+        return _new_btree(ctx, name, trans, options, index_spec, Btree)
+
+    def open_btree(self, ctx, name: str, trans: Transaction) -> Btree:
+        """Open an existing store (sop.StoreNotFoundError if there is none)."""
+        return _open_btree(ctx, name, trans, Btree)
+
+    def remove_btree(self, ctx, name: str) -> None:
+        """Remove a store and all its data (its own transaction; no
+        transaction argument).  A missing store is not an error."""
+        _check_ctx(ctx)
+        try:
+            self._ensure().remove_store(name)
+        except _sop.StoreNotFoundError:
+            pass
+
+    def close(self) -> None:
+        """Close the shared native database of this folder (open
+        transactions are rolled back).  The Database reopens on next use."""
+        env = self._env
+        if env is None:
+            return
+        with _envs_lock:
+            for k, v in list(_envs.items()):
+                if v is env:
+                    del _envs[k]
+        env.close()
+
+    def __repr__(self) -> str:
+        folders = self.options.stores_folders if self.options else None
+        return f"<Database {folders!r}>"
+
+
+def _txn_of(trans: Any):
+    txn = getattr(trans, "_txn", None)
+    if txn is None:
+        _sop.raise_error(_sop.SOP_INVALID,
+                         "trans must be a Transaction from Database.begin_transaction")
+    return txn
+
+
+def _new_btree(ctx, name: str, trans: Transaction, options: Optional[BtreeOptions],
+               index_spec: Optional[IndexSpecification], cls: type) -> Btree:
+    _check_ctx(ctx)
+    txn = _txn_of(trans)
+    if options is None:
+        options = BtreeOptions(name=name, is_unique=True, slot_length=1000,
+                               description="General purpose B-Tree created via Database")
+    else:
+        options.name = name
+        options.transaction_id = str(trans.transaction_id)
+        if index_spec:
+            options.index_specification = json.dumps(asdict(index_spec))
+    store = txn.open_store(name, _create_options(options), cls)
+    return store._attach(trans)
+
+
+def _open_btree(ctx, name: str, trans: Transaction, cls: type) -> Btree:
+    _check_ctx(ctx)
+    store = _txn_of(trans).open_store(name, None, cls)
+    return store._attach(trans)
