@@ -15,9 +15,18 @@
  *   count x u32 slot offsets
  *   heap: the entries in slot order, back to back (slot[0] = 0, no garbage)
  *
- * Memory: every node is one allocation (struct + child/slot/heap arrays,
+ * Memory: every node is one allocation (struct + child/pfx/slot/heap arrays,
  * `block`).  An array that must grow is moved to its own allocation (bit in
- * `owned`), never per item.
+ * `owned`; pfx and slot grow together as one allocation), never per item.
+ *
+ * Search: besides the slot array, a node keeps in memory (never encoded) an
+ * array `pfx` parallel to it: the first 8 key bytes of each entry, zero
+ * padded, as a big-endian integer.  Padded prefixes in strict integer order
+ * imply the same strict order of the (key, id) pairs, so binary search runs
+ * on this dense array and only entries whose prefix equals the probe's are
+ * parsed and compared in full (a shorter key and a longer key with trailing
+ * zero bytes share a prefix: equal prefixes always fall back to the full
+ * compare).
  */
 #include "node.h"
 
@@ -51,6 +60,31 @@ int node_cmp(const unsigned char *ka, size_t la, const unsigned char *ida,
     if (c)
         return c;
     return memcmp(ida ? ida : zero_id, idb ? idb : zero_id, 16);
+}
+
+/* First 8 bytes of k (zero padded) as a big-endian integer. */
+static inline uint64_t key_prefix(const unsigned char *k, size_t l)
+{
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && \
+    (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ || __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__)
+    uint64_t v = 0;
+    if (l >= 8) {
+        memcpy(&v, k, 8);
+    } else if (l) {
+        unsigned char b[8] = {0};
+        memcpy(b, k, l);
+        memcpy(&v, b, 8);
+    }
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+#else
+    uint64_t v = 0;
+    for (size_t i = 0; i < 8; i++)
+        v = (v << 8) | (i < l ? k[i] : 0u);
+    return v;
+#endif
 }
 
 /* ------------------------------------------------------------ entry parsing */
@@ -186,18 +220,19 @@ static void put_sep(unsigned char *p, const unsigned char *key, size_t klen, con
 
 /* ------------------------------------------------------------ life cycle */
 
-/* One allocation: the struct, then child, slot and heap arrays. */
+/* One allocation: the struct, then child, pfx, slot and heap arrays. */
 static node *alloc_block(size_t slot_cap, size_t child_cap, size_t heap_cap)
 {
     size_t hdr = (sizeof(node) + 7) & ~(size_t)7;
-    unsigned char *b = sop_malloc(hdr + child_cap * 8 + slot_cap * 4 + heap_cap);
+    unsigned char *b = sop_malloc(hdr + child_cap * 8 + slot_cap * 12 + heap_cap);
     node *n = (node *)(void *)b;
     if (!b)
         return NULL;
     memset(n, 0, sizeof *n);
     n->child = child_cap ? (uint64_t *)(void *)(b + hdr) : NULL;
-    n->slot = (uint32_t *)(void *)(b + hdr + child_cap * 8);
-    n->heap = b + hdr + child_cap * 8 + slot_cap * 4;
+    n->pfx = (uint64_t *)(void *)(b + hdr + child_cap * 8);
+    n->slot = (uint32_t *)(void *)(b + hdr + child_cap * 8 + slot_cap * 8);
+    n->heap = b + hdr + child_cap * 8 + slot_cap * 12;
     n->slot_cap = (uint32_t)slot_cap;
     n->child_cap = (uint32_t)child_cap;
     n->heap_cap = heap_cap;
@@ -231,6 +266,8 @@ node *node_clone(const node *n, uint64_t lid)
     c->kind = n->kind;
     c->is_mutable = 1;
     c->count = n->count;
+    if (n->count)
+        memcpy(c->pfx, n->pfx, (size_t)n->count * 8);
     if (n->garbage == 0) {
         memcpy(c->slot, n->slot, (size_t)n->count * 4);
         if (live)
@@ -261,7 +298,7 @@ void node_unref(node *n)
     if (!n || __atomic_sub_fetch(&n->refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
     if (n->owned & OWN_SLOT)
-        sop_free(n->slot);
+        sop_free(n->pfx); /* pfx and slot: one allocation */
     if (n->owned & OWN_HEAP)
         sop_free(n->heap);
     if (n->owned & OWN_CHILD)
@@ -271,7 +308,7 @@ void node_unref(node *n)
 
 size_t node_mem_size(const node *n)
 {
-    return sizeof(node) + (size_t)n->slot_cap * 4 + (size_t)n->child_cap * 8 + n->heap_cap;
+    return sizeof(node) + (size_t)n->slot_cap * 12 + (size_t)n->child_cap * 8 + n->heap_cap;
 }
 
 /* ------------------------------------------------------------ access */
@@ -285,44 +322,90 @@ void node_get(const node *n, uint32_t i, node_item *it)
     SOP_UNUSED(s);
 }
 
-uint32_t node_lower_bound(const node *n, const unsigned char *key, size_t klen,
-                          const unsigned char *id, int *key_eq)
+/* Search for (key, klen, id) with prefix q: the first index whose entry is
+ * >= the probe (upper = 0), or > the probe (upper = 1). */
+static inline uint32_t search(const node *n, uint64_t q, const unsigned char *key, size_t klen,
+                              const unsigned char *id, int upper)
 {
-    uint32_t lo = 0, hi = n->count;
-    if (!id)
-        id = zero_id;
+    const uint64_t *pf = n->pfx;
+    const uint64_t *b = pf;
+    uint32_t len = n->count, lo, hi;
+    if (len == 0)
+        return 0;
+    /* branch-free lower bound of q in the prefix array, prefetching both
+     * possible next probes; the answer stays in [b, b + len] */
+    while (len > 1) {
+        uint32_t half = len / 2;
+#if defined(__GNUC__)
+        __builtin_prefetch(b + half / 2 - 1);
+        __builtin_prefetch(b + half + half / 2 - 1);
+#endif
+        b += half & (0u - (uint32_t)(b[half - 1] < q)); /* no branch to mispredict */
+        len -= half;
+    }
+    lo = (uint32_t)(b - pf) + (*b < q);
+    if (lo == n->count || pf[lo] != q)
+        return lo; /* prefixes decide: entries before lo are smaller, from lo larger */
+    /* [lo, hi): the entries whose prefix equals q; compare those in full */
+    hi = lo + 1;
+    if (hi < n->count && pf[hi] == q) {
+        uint32_t l2 = hi + 1, h2 = n->count;
+        while (l2 < h2) {
+            uint32_t mid = l2 + (h2 - l2) / 2;
+            if (pf[mid] == q) /* pf[mid] >= q here */
+                l2 = mid + 1;
+            else
+                h2 = mid;
+        }
+        hi = l2;
+    }
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (cmp_entry(n, mid, key, klen, id) < 0)
+        int c = cmp_entry(n, mid, key, klen, id);
+        if (upper ? c <= 0 : c < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
+    return lo;
+}
+
+uint32_t node_lower_bound(const node *n, const unsigned char *key, size_t klen,
+                          const unsigned char *id, int *key_eq)
+{
+    uint64_t q = key_prefix(key, klen);
+    uint32_t lo = search(n, q, key, klen, id ? id : zero_id, 0);
     if (key_eq) {
         *key_eq = 0;
-        if (lo < n->count) {
-            size_t l;
-            const unsigned char *k = entry_key(n, lo, &l);
-            *key_eq = node_key_cmp(k, l, key, klen) == 0;
-        }
+        if (lo < n->count && n->pfx[lo] == q)
+            *key_eq = node_key_is(n, lo, key, klen);
     }
     return lo;
+}
+
+int node_item_is(const node *n, uint32_t i, const unsigned char *key, size_t klen,
+                 const unsigned char *id)
+{
+    if (i >= n->count || n->pfx[i] != key_prefix(key, klen))
+        return 0;
+    return cmp_entry(n, i, key, klen, id ? id : zero_id) == 0;
+}
+
+int node_key_is(const node *n, uint32_t i, const unsigned char *key, size_t klen)
+{
+    size_t l;
+    const unsigned char *k;
+    if (i >= n->count || n->pfx[i] != key_prefix(key, klen))
+        return 0;
+    k = entry_key(n, i, &l);
+    return node_key_cmp(k, l, key, klen) == 0;
 }
 
 uint32_t node_child_index(const node *n, const unsigned char *key, size_t klen,
                           const unsigned char *id)
 {
-    uint32_t lo = 0, hi = n->count;
-    if (!id)
-        id = zero_id;
-    while (lo < hi) { /* number of separators <= (key, id) */
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (cmp_entry(n, mid, key, klen, id) <= 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    /* number of separators <= (key, id) */
+    return search(n, key_prefix(key, klen), key, klen, id ? id : zero_id, 1);
 }
 
 /* ------------------------------------------------------------ growth */
@@ -335,6 +418,7 @@ static int nomem(const node *n)
 static int grow_slots(node *n, uint64_t need)
 {
     uint64_t cap;
+    uint64_t *pf;
     uint32_t *s;
     if (need <= n->slot_cap)
         return SOP_OK;
@@ -344,12 +428,16 @@ static int grow_slots(node *n, uint64_t need)
         ;
     if (cap > UINT32_MAX)
         cap = UINT32_MAX;
-    if (!(s = sop_malloc((size_t)cap * 4)))
+    if (!(pf = sop_malloc((size_t)cap * 12))) /* pfx, then slot */
         return nomem(n);
-    if (n->count)
+    s = (uint32_t *)(void *)(pf + cap);
+    if (n->count) {
+        memcpy(pf, n->pfx, (size_t)n->count * 8);
         memcpy(s, n->slot, (size_t)n->count * 4);
+    }
     if (n->owned & OWN_SLOT)
-        sop_free(n->slot);
+        sop_free(n->pfx);
+    n->pfx = pf;
     n->slot = s;
     n->slot_cap = (uint32_t)cap;
     n->owned |= OWN_SLOT;
@@ -426,6 +514,7 @@ static int heap_reserve(node *n, size_t need, unsigned char **old)
 int node_leaf_insert(node *n, uint32_t i, const node_item *it)
 {
     size_t sz = leaf_item_size(it);
+    uint64_t q = key_prefix(it->key, it->klen); /* before `old` is freed */
     unsigned char *old;
     int rc;
     SOP_ASSERT(n->is_mutable && n->kind == NODE_LEAF && i <= n->count);
@@ -435,7 +524,9 @@ int node_leaf_insert(node *n, uint32_t i, const node_item *it)
     put_leaf(n->heap + n->heap_len, it);
     sop_free(old);
     memmove(n->slot + i + 1, n->slot + i, (size_t)(n->count - i) * 4);
+    memmove(n->pfx + i + 1, n->pfx + i, (size_t)(n->count - i) * 8);
     n->slot[i] = (uint32_t)n->heap_len;
+    n->pfx[i] = q;
     n->heap_len += sz;
     n->count++;
     return SOP_OK;
@@ -444,6 +535,7 @@ int node_leaf_insert(node *n, uint32_t i, const node_item *it)
 int node_leaf_replace(node *n, uint32_t i, const node_item *it)
 {
     size_t sz = leaf_item_size(it);
+    uint64_t q = key_prefix(it->key, it->klen); /* before `old` is freed */
     unsigned char *old;
     int rc;
     SOP_ASSERT(n->is_mutable && n->kind == NODE_LEAF && i < n->count);
@@ -453,6 +545,7 @@ int node_leaf_replace(node *n, uint32_t i, const node_item *it)
     sop_free(old);
     n->garbage += entry_size(n, i);
     n->slot[i] = (uint32_t)n->heap_len;
+    n->pfx[i] = q;
     n->heap_len += sz;
     return SOP_OK;
 }
@@ -462,6 +555,7 @@ static int internal_insert(node *n, uint32_t i, const unsigned char *key, size_t
                            const unsigned char *id, uint32_t cpos, uint64_t lid)
 {
     size_t sz = sop_varint_len(klen) + klen + 16;
+    uint64_t q = key_prefix(key, klen); /* before `old` is freed */
     unsigned char *old;
     int rc;
     SOP_ASSERT(n->is_mutable && n->kind == NODE_INTERNAL && i <= n->count);
@@ -472,7 +566,9 @@ static int internal_insert(node *n, uint32_t i, const unsigned char *key, size_t
     put_sep(n->heap + n->heap_len, key, klen, id);
     sop_free(old);
     memmove(n->slot + i + 1, n->slot + i, (size_t)(n->count - i) * 4);
+    memmove(n->pfx + i + 1, n->pfx + i, (size_t)(n->count - i) * 8);
     n->slot[i] = (uint32_t)n->heap_len;
+    n->pfx[i] = q;
     n->heap_len += sz;
     memmove(n->child + cpos + 1, n->child + cpos, ((size_t)n->count + 1 - cpos) * 8);
     n->child[cpos] = lid;
@@ -496,6 +592,7 @@ int node_internal_set_key(node *n, uint32_t i, const unsigned char *key, size_t 
                           const unsigned char *id)
 {
     size_t sz = sop_varint_len(klen) + klen + 16;
+    uint64_t q = key_prefix(key, klen); /* before `old` is freed */
     unsigned char *old;
     int rc;
     SOP_ASSERT(n->is_mutable && n->kind == NODE_INTERNAL && i < n->count);
@@ -505,6 +602,7 @@ int node_internal_set_key(node *n, uint32_t i, const unsigned char *key, size_t 
     sop_free(old);
     n->garbage += entry_size(n, i);
     n->slot[i] = (uint32_t)n->heap_len;
+    n->pfx[i] = q;
     n->heap_len += sz;
     return SOP_OK;
 }
@@ -529,6 +627,7 @@ static void remove_at(node *n, uint32_t i, uint32_t cpos)
     SOP_ASSERT(n->is_mutable && i < n->count);
     n->garbage += entry_size(n, i);
     memmove(n->slot + i, n->slot + i + 1, (size_t)(n->count - i - 1) * 4);
+    memmove(n->pfx + i, n->pfx + i + 1, (size_t)(n->count - i - 1) * 8);
     if (n->kind == NODE_INTERNAL)
         memmove(n->child + cpos, n->child + cpos + 1, ((size_t)n->count - cpos) * 8);
     n->count--;
@@ -601,6 +700,7 @@ static int append_range(node *to, const node *from, uint32_t a, uint32_t b, uint
         off += s;
     }
     to->heap_len = off;
+    memcpy(to->pfx + to->count, from->pfx + a, (size_t)m * 8);
     if (to->kind == NODE_INTERNAL)
         memcpy(to->child + to->count + 1, from->child + cfirst, (size_t)m * 8);
     to->count += m;
@@ -629,6 +729,7 @@ int node_move_head(node *from, uint32_t k, node *to)
     for (uint32_t i = 0; i < k; i++)
         from->garbage += entry_size(from, i);
     memmove(from->slot, from->slot + k, (size_t)(from->count - k) * 4);
+    memmove(from->pfx, from->pfx + k, (size_t)(from->count - k) * 8);
     if (from->kind == NODE_INTERNAL)
         memmove(from->child, from->child + k, ((size_t)from->count - k + 1) * 8);
     from->count -= k;
@@ -751,6 +852,7 @@ int node_decode(const void *buf, size_t len, uint64_t lid, node **out)
             BAD("entries %u and %u out of order", L, i - 1, i);
             goto fail;
         }
+        n->pfx[i] = key_prefix(it.key, it.klen);
         prev = it;
         off += s;
     }

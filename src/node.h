@@ -44,6 +44,9 @@ typedef struct node {
     uint8_t is_mutable;/* 1: private to a transaction and editable */
     uint32_t count;    /* items (leaf) or separators (internal) */
     uint32_t *slot;    /* count offsets into heap */
+    uint64_t *pfx;     /* in memory only, parallel to slot: the first 8 key
+                          bytes of entry i, zero padded, big-endian (so integer
+                          order = memcmp order of the padded prefixes) */
     unsigned char *heap;
     size_t heap_len;   /* bytes used in heap (including garbage) */
     uint64_t *child;   /* internal: count+1 child lids */
@@ -53,7 +56,8 @@ typedef struct node {
     int refs;          /* reference count (atomic ops in node.c) */
     void *block;       /* decoded nodes: the single allocation holding everything */
     uint8_t owned;     /* node.c: bit set = that array was allocated on its own
-                          (grown out of block): 1 slot, 2 heap, 4 child */
+                          (grown out of block): 1 slot (+pfx, one allocation
+                          starting at pfx), 2 heap, 4 child */
 } node;
 
 /** Compare (ka,la,ida) with (kb,lb,idb).  ida/idb may be NULL meaning the
@@ -80,6 +84,12 @@ void node_get(const node *n, uint32_t i, node_item *it);
  *  *key_eq is set to 1 when the item at the returned index has an equal key. */
 uint32_t node_lower_bound(const node *n, const unsigned char *key, size_t klen,
                           const unsigned char *id, int *key_eq);
+/** Whether i < count and item i equals (key,id) [id NULL = zero id], resp.
+ *  has key `key`.  Like node_get + node_cmp / node_key_cmp, but an item whose
+ *  8-byte key prefix differs is rejected without reading its bytes. */
+int node_item_is(const node *n, uint32_t i, const unsigned char *key, size_t klen,
+                 const unsigned char *id);
+int node_key_is(const node *n, uint32_t i, const unsigned char *key, size_t klen);
 /** Internal nodes: index of the child that can hold (key,id). */
 uint32_t node_child_index(const node *n, const unsigned char *key, size_t klen,
                           const unsigned char *id);

@@ -159,6 +159,7 @@ def test_conflict(db, ctx):
         assert s.find(ctx, "k") and s.get_current_value(ctx).value == 1
 
 
+@pytest.mark.concurrency
 def test_threads_sharing_one_transaction(db, ctx):
     """Misuse (a txn belongs to one thread at a time) must not crash: the
     binding serialises the calls."""
@@ -186,6 +187,7 @@ def test_threads_sharing_one_transaction(db, ctx):
     assert count_of(db, ctx, "s") == 800
 
 
+@pytest.mark.concurrency
 def test_commit_racing_with_store_calls(db, ctx):
     """A thread keeps using a store while another commits: every call either
     works or raises InvalidTransactionStateError."""

@@ -327,7 +327,7 @@ TEST(duplicates_and_ids)
     CHECK_RC(sop_store_open(t, "d", &o, &s), SOP_OK);
     sop_id ids[20];
     for (int i = 0; i < 20; i++) {
-        char v[8];
+        char v[16];
         snprintf(v, sizeof v, "%d", i);
         sop_val k = ikey(&kb, i % 2), val = sval(v);
         CHECK_RC(sop_add(s, &k, NULL, &val, &ids[i]), SOP_OK);

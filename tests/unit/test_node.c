@@ -561,6 +561,190 @@ TEST(test_decode_random)
     }
 }
 
+/* ---- search over the in-memory key prefixes: keys from a tiny alphabet with
+ * zero bytes, lengths around 8 and shared 8-byte prefixes, checked against a
+ * linear scan after every kind of edit. */
+
+static void rand_key(unsigned char *k, size_t *klen)
+{
+    static const unsigned char alpha[4] = {0x00, 0x01, 'a', 0xff};
+    size_t l = rnd() % 13;
+    for (size_t j = 0; j < l; j++)
+        k[j] = j < 6 && rnd() % 4 ? 'a' : alpha[rnd() % 4];
+    *klen = l;
+}
+
+static uint64_t test_prefix(const unsigned char *k, size_t l)
+{
+    uint64_t v = 0;
+    for (size_t j = 0; j < 8; j++)
+        v = (v << 8) | (j < l ? k[j] : 0u);
+    return v;
+}
+
+/* node_lower_bound / node_child_index agree with a linear scan for every
+ * entry and some random probes; the prefix array matches the keys. */
+static int search_ok(const node *n)
+{
+    node_item it, prev;
+    for (uint32_t i = 0; i < n->count; i++) {
+        int eq = -1;
+        node_get(n, i, &it);
+        if (n->pfx[i] != test_prefix(it.key, it.klen))
+            return 0;
+        if (i && node_cmp(prev.key, prev.klen, prev.id, it.key, it.klen, it.id) >= 0)
+            return 0;
+        prev = it;
+        if (node_lower_bound(n, it.key, it.klen, it.id, &eq) != i || eq != 1)
+            return 0;
+        if (!node_item_is(n, i, it.key, it.klen, it.id) || !node_key_is(n, i, it.key, it.klen))
+            return 0;
+        if (n->kind == NODE_INTERNAL && node_child_index(n, it.key, it.klen, it.id) != i + 1)
+            return 0;
+    }
+    for (int r = 0; r < 20; r++) {
+        unsigned char key[16], id[16];
+        size_t klen;
+        uint32_t lb = 0, ub = 0;
+        int keq = 0, eq = -1;
+        rand_key(key, &klen);
+        make_id(id, rnd() % 3);
+        for (uint32_t i = 0; i < n->count; i++) {
+            int c;
+            node_get(n, i, &it);
+            c = node_cmp(it.key, it.klen, it.id, key, klen, r & 1 ? id : NULL);
+            lb += c < 0;
+            ub += c <= 0;
+        }
+        if (lb < n->count) {
+            node_get(n, lb, &it);
+            keq = node_key_cmp(it.key, it.klen, key, klen) == 0;
+        }
+        if (node_lower_bound(n, key, klen, r & 1 ? id : NULL, &eq) != lb || eq != keq)
+            return 0;
+        if (node_child_index(n, key, klen, r & 1 ? id : NULL) != ub)
+            return 0;
+        for (uint32_t i = 0; i <= n->count; i++) { /* i == count: never a match */
+            int ki = 0, ii = 0;
+            if (i < n->count) {
+                node_get(n, i, &it);
+                ki = node_key_cmp(it.key, it.klen, key, klen) == 0;
+                ii = node_cmp(it.key, it.klen, it.id, key, klen, r & 1 ? id : NULL) == 0;
+            }
+            if (node_key_is(n, i, key, klen) != ki ||
+                node_item_is(n, i, key, klen, r & 1 ? id : NULL) != ii)
+                return 0;
+        }
+    }
+    return 1;
+}
+
+static void pfx_round(int kind)
+{
+    node *a = node_new(1, kind), *b = node_new(2, kind), *t;
+    unsigned char key[16], id[16], val[40];
+    node_item x, y;
+    int ok = 1;
+    REQUIRE(a && b);
+    memset(val, 'v', sizeof val);
+    for (int step = 0; step < 3000 && ok; step++) {
+        uint32_t op = rnd() % 16, i;
+        int eq;
+        if (op < 8 || a->count < 2) { /* insert if absent */
+            memset(&x, 0, sizeof x);
+            rand_key(key, &x.klen);
+            make_id(id, rnd() % 3);
+            x.key = key;
+            x.id = id;
+            x.val = val;
+            x.vlen = rnd() % sizeof val;
+            i = node_lower_bound(a, key, x.klen, id, &eq);
+            if (i < a->count) {
+                node_get(a, i, &y);
+                if (node_cmp(y.key, y.klen, y.id, key, x.klen, id) == 0)
+                    continue;
+            }
+            if (kind == NODE_LEAF)
+                CHECK_RC(node_leaf_insert(a, i, &x), SOP_OK);
+            else
+                CHECK_RC(node_internal_insert(a, i, key, x.klen, id, 1000 + (uint64_t)step),
+                         SOP_OK);
+        } else if (op < 10) { /* remove i through replace(i, item i+1) + remove(i+1) */
+            i = rnd() % (a->count - 1);
+            node_get(a, i + 1, &y); /* points into a's heap */
+            if (kind == NODE_LEAF) {
+                CHECK_RC(node_leaf_replace(a, i, &y), SOP_OK);
+                node_remove(a, i + 1);
+            } else {
+                CHECK_RC(node_internal_set_key(a, i, y.key, y.klen, y.id), SOP_OK);
+                node_internal_remove_left(a, i + 1);
+            }
+        } else if (op < 12) {
+            node_remove(a, rnd() % a->count);
+        } else if (op == 12) { /* move everything to b, then back in two parts */
+            uint32_t at = rnd() % a->count, cnt = a->count;
+            REQUIRE(node_reset(b, kind) == SOP_OK);
+            if (kind == NODE_INTERNAL)
+                node_set_child(b, 0, a->child[at]);
+            CHECK_RC(node_move_tail(a, at, b), SOP_OK);
+            ok &= search_ok(a) && search_ok(b);
+            CHECK_RC(node_move_head(b, b->count / 2, a), SOP_OK);
+            ok &= search_ok(a) && search_ok(b);
+            CHECK_RC(node_append(a, b, 0, b->count), SOP_OK);
+            node_truncate(b, 0);
+            CHECK(a->count == cnt);
+        } else if (op == 13) { /* clone */
+            t = node_clone(a, 3);
+            REQUIRE(t);
+            ok &= search_ok(t);
+            node_unref(a);
+            a = t;
+        } else if (op == 14) { /* encode / decode */
+            size_t len;
+            unsigned char *buf = encode(a, &len);
+            CHECK_RC(node_decode(buf, len, 4, &t), SOP_OK);
+            free(buf);
+            REQUIRE(t);
+            ok &= search_ok(t) && nodes_equal(a, t);
+            node_unref(t);
+        } else { /* truncate some of the tail */
+            node_truncate(a, a->count - rnd() % 3);
+        }
+        ok &= search_ok(a);
+    }
+    CHECK(ok);
+    node_unref(a);
+    node_unref(b);
+}
+
+TEST(test_prefix_search)
+{
+    /* prefix ties: a short key vs the same bytes padded with zeros */
+    node *l = node_new(1, NODE_LEAF);
+    static const unsigned char k1[] = "ab", k2[] = {'a', 'b', 0, 0}, k3[] = "abcdefgh1",
+                               k4[] = "abcdefgh";
+    node_item x;
+    int eq;
+    REQUIRE(l);
+    memset(&x, 0, sizeof x);
+    x.key = k1, x.klen = 2;
+    CHECK_RC(node_leaf_insert(l, 0, &x), SOP_OK);
+    x.key = k2, x.klen = 4;
+    CHECK_RC(node_leaf_insert(l, 1, &x), SOP_OK);
+    x.key = k3, x.klen = 9;
+    CHECK_RC(node_leaf_insert(l, 2, &x), SOP_OK);
+    CHECK(node_lower_bound(l, k2, 3, NULL, &eq) == 1 && eq == 0);
+    CHECK(node_lower_bound(l, k2, 4, NULL, &eq) == 1 && eq == 1);
+    CHECK(node_lower_bound(l, k1, 2, NULL, &eq) == 0 && eq == 1);
+    CHECK(node_lower_bound(l, k4, 8, NULL, &eq) == 2 && eq == 0);
+    CHECK(node_lower_bound(l, k3, 10, NULL, &eq) == 3 && eq == 0);
+    CHECK(search_ok(l));
+    node_unref(l);
+
+    pfx_round(NODE_LEAF);
+    pfx_round(NODE_INTERNAL);
+}
+
 int main(void)
 {
     RUN(test_compare);
@@ -570,5 +754,6 @@ int main(void)
     RUN(test_refcount);
     RUN(test_decode_fuzz);
     RUN(test_decode_random);
+    RUN(test_prefix_search);
     TEST_EXIT();
 }
