@@ -71,6 +71,38 @@ static void fill_item(node_item *it, const sop_val *key, const unsigned char *id
     it->vlen = value ? value->size : 0;
 }
 
+static int separate_values(const sop_store *s)
+{
+    return s->ts->def->placement != SOP_VALUE_SMALL;
+}
+
+/* The value of an item: inline, or read from its separate blob. */
+static int resolve_value(sop_store *s, const node_item *it, sop_val *out)
+{
+    if (!(it->flags & ITEM_VALUE_REF)) {
+        *out = (sop_val){it->vlen, it->val};
+        return SOP_OK;
+    }
+    if (it->vlen != 16)
+        return SOP_CORRUPT_AT("store '%s': malformed value reference", s->ts->def->name);
+    return txn_read_value(s->txn, sop_get64(it->val), sop_get64(it->val + 8), out);
+}
+
+/* For separate-value stores: write the value as its own blob and point
+ * the item at it (ref: 16 bytes owned by the caller). */
+static int make_value_ref(sop_store *s, const sop_val *value, unsigned char ref[16], sop_val *out)
+{
+    uint64_t lid;
+    sop_val empty = {0, NULL};
+    int rc = txn_put_value(s->txn, value ? value : &empty, &lid);
+    if (rc != SOP_OK)
+        return rc;
+    sop_put64(ref, lid);
+    sop_put64(ref + 8, value ? value->size : 0);
+    *out = (sop_val){16, ref};
+    return SOP_OK;
+}
+
 static void changed(sop_store *s, int64_t delta)
 {
     s->ts->written = 1;
@@ -84,8 +116,20 @@ static int insert_new(sop_store *s, const sop_val *key, const sop_val *doc, cons
     sop_id id;
     sop_id_generate(&id);
     node_item it;
-    fill_item(&it, key, id.bytes, doc, value);
-    int rc = btree_insert(&s->ts->bt, &it);
+    unsigned char ref[16];
+    sop_val refv;
+    int rc;
+    if (separate_values(s)) {
+        if ((rc = make_value_ref(s, value, ref, &refv)) != SOP_OK)
+            return rc;
+        fill_item(&it, key, id.bytes, doc, &refv);
+        it.flags |= ITEM_VALUE_REF;
+    } else {
+        fill_item(&it, key, id.bytes, doc, value);
+    }
+    rc = btree_insert(&s->ts->bt, &it);
+    if (rc != SOP_OK && (it.flags & ITEM_VALUE_REF))
+        txn_drop_value(s->txn, sop_get64(ref));
     if (rc == SOP_OK) {
         changed(s, 1);
         if (id_out)
@@ -165,12 +209,29 @@ static int replace_current(sop_store *s, btree_cursor *bc, const sop_val *new_do
         val = (sop_val){cur.vlen, p};
     }
     node_item it;
+    unsigned char ref[16];
+    uint64_t old_value = (cur.flags & ITEM_VALUE_REF) && cur.vlen == 16 ? sop_get64(cur.val) : 0;
+    int new_ref = 0;
+    if (set_value && separate_values(s)) {
+        /* copy-on-write value: a new blob; the old one dies with this commit */
+        if ((rc = make_value_ref(s, new_value, ref, &val)) != SOP_OK)
+            goto out;
+        new_ref = 1;
+    }
     fill_item(&it, &key, id, &doc, &val);
     if (!set_value)
         it.flags |= cur.flags & ITEM_VALUE_REF;
+    if (new_ref)
+        it.flags |= ITEM_VALUE_REF;
     rc = btree_replace(&s->ts->bt, &it);
-    if (rc == SOP_OK)
+    if (rc == SOP_OK) {
         changed(s, 0);
+        if (set_value && old_value)
+            rc = txn_drop_value(s->txn, old_value);
+    } else if (new_ref) {
+        txn_drop_value(s->txn, sop_get64(ref));
+    }
+out:
     if (buf != stackbuf)
         sop_free(buf);
     return rc;
@@ -223,10 +284,13 @@ static int delete_current(sop_store *s, btree_cursor *bc)
     size_t klen = cur.klen;
     memcpy(kbuf, cur.key, klen);
     memcpy(id, cur.id, 16);
+    uint64_t old_value = (cur.flags & ITEM_VALUE_REF) && cur.vlen == 16 ? sop_get64(cur.val) : 0;
     rc = btree_delete(&s->ts->bt, kbuf, klen, id);
     if (rc == SOP_OK) {
         changed(s, -1);
         bc->positioned = 0;
+        if (old_value)
+            rc = txn_drop_value(s->txn, old_value);
     }
     return rc;
 }
@@ -283,11 +347,11 @@ int sop_get(sop_store *s, const sop_val *key, sop_val *key_doc, sop_val *value, 
     node_item it;
     if (rc == SOP_OK)
         rc = btree_current(&s->cur, &it);
+    if (rc == SOP_OK && value)
+        rc = resolve_value(s, &it, value);
     if (rc == SOP_OK) {
         if (key_doc)
             *key_doc = (sop_val){it.dlen, it.doc};
-        if (value)
-            *value = (sop_val){it.vlen, it.val};
         if (id)
             memcpy(id->bytes, it.id, 16);
     }
@@ -394,13 +458,13 @@ int sop_cursor_get(sop_cursor *c, sop_val *key, sop_val *key_doc, sop_val *value
         return c ? done(c->store, rc) : rc;
     node_item it;
     rc = btree_current(&c->bc, &it);
+    if (rc == SOP_OK && value)
+        rc = resolve_value(c->store, &it, value);
     if (rc == SOP_OK) {
         if (key)
             *key = (sop_val){it.klen, it.key};
         if (key_doc)
             *key_doc = (sop_val){it.dlen, it.doc};
-        if (value)
-            *value = (sop_val){it.vlen, it.val};
         if (id)
             memcpy(id->bytes, it.id, 16);
     }
@@ -480,7 +544,9 @@ int sop_cursor_fetch(sop_cursor *c, const sop_paging *pg, int what, sop_fetch_fn
         rc = btree_current(&c->bc, &it);
         if (rc != SOP_OK)
             return done(c->store, rc == SOP_NO_CURSOR && i ? SOP_OK : rc);
-        sop_val k = {it.klen, it.key}, d = {it.dlen, it.doc}, v = {it.vlen, it.val};
+        sop_val k = {it.klen, it.key}, d = {it.dlen, it.doc}, v = {0, NULL};
+        if (what == SOP_FETCH_VALUES && (rc = resolve_value(c->store, &it, &v)) != SOP_OK)
+            return done(c->store, rc);
         sop_id id;
         memcpy(id.bytes, it.id, 16);
         int urc = fn(arg, &k, &d, what == SOP_FETCH_VALUES ? &v : NULL, &id);
@@ -529,9 +595,33 @@ typedef struct lid_list {
     size_t n, cap;
 } lid_list;
 
+static int push_lid(lid_list *l, uint64_t lid)
+{
+    if (l->n == l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 64;
+        uint64_t *nv = sop_realloc(l->v, ncap * sizeof *nv);
+        if (!nv)
+            return sop_report(SOP_NOMEM, "removing store");
+        l->v = nv;
+        l->cap = ncap;
+    }
+    l->v[l->n++] = lid;
+    return SOP_OK;
+}
+
 static int collect_lid(void *arg, const node *n)
 {
     lid_list *l = arg;
+    if (n->kind == NODE_LEAF) {
+        for (uint32_t i = 0; i < n->count; i++) {
+            node_item it;
+            node_get(n, i, &it);
+            int rc;
+            if ((it.flags & ITEM_VALUE_REF) && it.vlen == 16 &&
+                (rc = push_lid(l, sop_get64(it.val))) != SOP_OK)
+                return rc;
+        }
+    }
     if (l->n == l->cap) {
         size_t ncap = l->cap ? l->cap * 2 : 64;
         uint64_t *nv = sop_realloc(l->v, ncap * sizeof *nv);
@@ -632,6 +722,13 @@ int sop_env_check(sop_env *env, char **report)
             sbuf_put(&out, line, strlen(line));
             bad = 1;
         }
+    }
+    if (rc == SOP_OK) {
+        /* every blob any store can reach: checksums and node structure */
+        uint64_t nbad = 0;
+        rc = env_verify_blobs(env, t->snap, &out, &nbad);
+        if (nbad)
+            bad = 1;
     }
     sop_txn_abort(t);
     if (rc != SOP_OK) {

@@ -103,6 +103,13 @@ struct sop_cursor {
     btree_cursor bc;
 };
 
+/* a value blob written by the transaction (Medium/Big stores) */
+typedef struct value_ent {
+    uint64_t lid; /* temporary lid */
+    unsigned char *data;
+    size_t len;
+} value_ent;
+
 /* dirty node table entry */
 typedef struct dirty_ent {
     uint64_t lid;
@@ -127,6 +134,10 @@ struct sop_txn {
     size_t nfreed, cap_freed;
     uint64_t next_temp;
     uint32_t next_temp_store;
+    value_ent *vals;       /* open addressing on lid */
+    size_t vals_mask, nvals;
+    unsigned char *vbuf;   /* the last value read from disk (results borrow it) */
+    size_t vbuf_len;
     node *pins[PIN_RING];
     unsigned pin_pos;
     unsigned op_count;
@@ -152,11 +163,20 @@ int env_catch_up_locked(sop_env *env);       /* commit_mu and the file lock held
 int env_push_pending(sop_env *env, uint64_t seq, catalog *cat);
 void env_prune(sop_env *env);
 int env_read_node(sop_env *env, uint64_t lid, uint64_t snap, node **out);
+/* Read and verify every blob visible at snap (checksums, node structure);
+ * problems are appended to report, counted in *bad. */
+int env_verify_blobs(sop_env *env, uint64_t snap, sbuf *report, uint64_t *bad);
+/* Read a separate value blob at snapshot snap into a malloc'd buffer. */
+int env_read_value(sop_env *env, uint64_t lid, uint64_t snap, unsigned char **data, uint32_t *len);
 int env_commit(sop_txn *txn);                /* the commit pipeline */
 void env_txn_register(sop_env *env, sop_txn *txn);
 void env_txn_unregister(sop_env *env, sop_txn *txn);
 
 /* txn.c */
+int txn_put_value(sop_txn *txn, const sop_val *v, uint64_t *lid);
+int txn_drop_value(sop_txn *txn, uint64_t lid);
+int txn_read_value(sop_txn *txn, uint64_t lid, uint64_t size, sop_val *out);
+const value_ent *txn_value_get(const sop_txn *txn, uint64_t lid);
 int txn_check_live(sop_txn *txn);
 int txn_open_store(sop_txn *txn, const char *name, const sop_store_options *create, sop_store **out);
 node *txn_dirty_get(const sop_txn *txn, uint64_t lid);

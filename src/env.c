@@ -364,6 +364,84 @@ int env_read_node(sop_env *env, uint64_t lid, uint64_t snap, node **out)
     return SOP_OK;
 }
 
+int env_read_value(sop_env *env, uint64_t lid, uint64_t snap, unsigned char **data, uint32_t *len)
+{
+    uint64_t loc;
+    node *n;
+    *data = NULL;
+    int rc = reg_get(env->reg, lid, snap, &loc, len, &n);
+    if (n)
+        node_unref(n);
+    if (rc == SOP_NOTFOUND)
+        return SOP_CORRUPT_AT("%s: value %llu is referenced but has no version at commit %llu",
+                              env->path, (unsigned long long)lid, (unsigned long long)snap);
+    uint32_t fno = LOC_FILE(loc);
+    int kind = 0;
+    pthread_rwlock_rdlock(&env->files_lock);
+    sop_file *f = fno < env->nfiles_cap ? env->files[fno] : NULL;
+    if (!f)
+        rc = SOP_CORRUPT_AT("%s: value %llu lives in log file %u, which is missing", env->path,
+                            (unsigned long long)lid, fno);
+    else
+        rc = log_read_blob_kind(f, LOC_OFF(loc), lid, *len, data, &kind);
+    pthread_rwlock_unlock(&env->files_lock);
+    if (rc == SOP_OK && kind != LOG_KIND_VALUE) {
+        sop_free(*data);
+        *data = NULL;
+        rc = SOP_CORRUPT_AT("%s (log file %u offset %llu): object %llu is not a value blob", env->path,
+                            fno, (unsigned long long)LOC_OFF(loc), (unsigned long long)lid);
+    }
+    if (rc == SOP_OK)
+        __atomic_add_fetch(&env->value_reads, 1, __ATOMIC_RELAXED);
+    return rc;
+}
+
+typedef struct verify_ctx {
+    sop_env *env;
+    sbuf *report;
+    uint64_t bad, checked;
+} verify_ctx;
+
+static int verify_one(void *arg, uint64_t lid, uint64_t loc, uint32_t len)
+{
+    verify_ctx *v = arg;
+    sop_env *env = v->env;
+    unsigned char *payload = NULL;
+    int kind = 0, rc;
+    pthread_rwlock_rdlock(&env->files_lock);
+    uint32_t fno = LOC_FILE(loc);
+    sop_file *f = fno < env->nfiles_cap ? env->files[fno] : NULL;
+    rc = f ? log_read_blob_kind(f, LOC_OFF(loc), lid, len, &payload, &kind)
+           : SOP_CORRUPT_AT("object %llu lives in log file %u, which is missing", (unsigned long long)lid, fno);
+    pthread_rwlock_unlock(&env->files_lock);
+    if (rc == SOP_OK && kind == LOG_KIND_NODE) {
+        node *n;
+        rc = node_decode(payload, len, lid, &n);
+        if (rc == SOP_OK)
+            node_unref(n);
+    }
+    sop_free(payload);
+    v->checked++;
+    if (rc == SOP_NOMEM)
+        return rc;
+    if (rc != SOP_OK) {
+        char line[1200];
+        snprintf(line, sizeof line, "object %llu (log file %u offset %llu): %s\n", (unsigned long long)lid,
+                 fno, (unsigned long long)LOC_OFF(loc), sop_errmsg());
+        sbuf_put(v->report, line, strlen(line));
+        v->bad++;
+    }
+    return SOP_OK;
+}
+
+int env_verify_blobs(sop_env *env, uint64_t snap, sbuf *report, uint64_t *bad)
+{
+    verify_ctx v = {env, report, 0, 0};
+    int rc = reg_each(env->reg, snap, verify_one, &v);
+    *bad = v.bad;
+    return rc;
+}
+
 /* ----------------------------------------------------- snapshot tracking */
 void env_txn_register(sop_env *env, sop_txn *t)
 {
@@ -783,7 +861,7 @@ static int validate(sop_txn *t)
 
 static int has_writes(sop_txn *t)
 {
-    if (t->ndirty || t->nfreed)
+    if (t->ndirty || t->nfreed || t->nvals)
         return 1;
     for (txn_store *ts = t->stores; ts; ts = ts->next)
         if (ts->written || ts->created || ts->dropped)
@@ -819,8 +897,8 @@ int env_commit(sop_txn *t)
     /* real lids for new nodes, real ids for new stores */
     m.n = t->next_temp + 1;
     m.real = sop_calloc(m.n, sizeof *m.real);
-    c.blobs = sop_calloc(t->ndirty ? t->ndirty : 1, sizeof *c.blobs);
-    bnodes = sop_calloc(t->ndirty ? t->ndirty : 1, sizeof *bnodes);
+    c.blobs = sop_calloc(t->ndirty + t->nvals + 1, sizeof *c.blobs);
+    bnodes = sop_calloc(t->ndirty + t->nvals + 1, sizeof *bnodes);
     for (txn_store *ts = t->stores; ts; ts = ts->next)
         nnew += ts->created;
     newdefs = sop_calloc(nnew ? nnew : 1, sizeof *newdefs);
@@ -834,6 +912,9 @@ int env_commit(sop_txn *t)
         if (lid & TEMP_LID_BIT)
             m.real[lid & ~TEMP_LID_BIT] = next_lid++;
     }
+    for (size_t i = 0; t->vals && i <= t->vals_mask; i++)
+        if (t->vals[i].lid)
+            m.real[t->vals[i].lid & ~TEMP_LID_BIT] = next_lid++;
     uint32_t next_store_id = env->next_store_id;
     nnew = 0;
     for (txn_store *ts = t->stores; ts; ts = ts->next) {
@@ -884,6 +965,15 @@ int env_commit(sop_txn *t)
         bnodes[c.n_blobs] = n;
         c.blobs[c.n_blobs++] = (log_blob_ref){real, at, (uint32_t)sz};
     }
+    for (size_t i = 0; t->vals && i <= t->vals_mask; i++) {
+        const value_ent *v = &t->vals[i];
+        if (!v->lid)
+            continue;
+        uint64_t real = map_lid(&m, v->lid);
+        size_t at = log_put_blob(&b, LOG_KIND_VALUE, real, 0, v->data, v->len);
+        bnodes[c.n_blobs] = NULL;
+        c.blobs[c.n_blobs++] = (log_blob_ref){real, at, (uint32_t)v->len};
+    }
     c.seq = seq;
     c.next_lid = next_lid;
     c.next_store_id = next_store_id;
@@ -912,12 +1002,14 @@ int env_commit(sop_txn *t)
     }
     for (uint32_t i = 0; i < c.n_blobs; i++) {
         node *n = bnodes[i];
-        {
+        if (n) {
             /* the committed node becomes an immutable cached version */
             n->lid = c.blobs[i].lid;
             if (n->kind == NODE_INTERNAL)
                 for (uint32_t k = 0; k <= n->count; k++)
                     n->child[k] = map_lid(&m, n->child[k]);
+            else
+                node_map_value_refs(n, map_lid, &m);
             n->is_mutable = 0;
         }
         int prc = env_put_version(env, c.blobs[i].lid, seq, LOC_MAKE(env->cur_file, base + c.blobs[i].off),

@@ -144,6 +144,12 @@ static int check_blob_header(const unsigned char *h, uint64_t lid, uint32_t len,
 
 int log_read_blob(sop_file *f, uint64_t off, uint64_t lid, uint32_t len, unsigned char **payload)
 {
+    return log_read_blob_kind(f, off, lid, len, payload, NULL);
+}
+
+int log_read_blob_kind(sop_file *f, uint64_t off, uint64_t lid, uint32_t len, unsigned char **payload,
+                       int *kind)
+{
     *payload = NULL;
     unsigned char *buf = sop_malloc((size_t)len + LOG_BLOB_HEADER);
     if (!buf)
@@ -162,6 +168,8 @@ int log_read_blob(sop_file *f, uint64_t off, uint64_t lid, uint32_t len, unsigne
         sop_free(buf);
         return rc;
     }
+    if (kind)
+        *kind = buf[5];
     memmove(buf, buf + LOG_BLOB_HEADER, len);
     *payload = buf;
     return SOP_OK;

@@ -97,6 +97,9 @@ size_t log_put_blob(sbuf *b, int kind, uint64_t lid, uint32_t store_id, const vo
 /* Read and verify the blob record at off of file f: payload into a malloc'd
  * buffer.  Errors name the file, offset and lid. */
 int log_read_blob(sop_file *f, uint64_t off, uint64_t lid, uint32_t len, unsigned char **payload);
+/* The same, also reporting the blob's kind (LOG_KIND_*). */
+int log_read_blob_kind(sop_file *f, uint64_t off, uint64_t lid, uint32_t len, unsigned char **payload,
+                       int *kind);
 
 /* Scan a file from `start`: for each valid batch call fn(arg, commit, batch_off, batch_len).
  * Stops at the first invalid or incomplete batch and returns its offset in *end

@@ -768,9 +768,32 @@ void node_encode(const node *n, unsigned char *out, uint64_t (*map)(void *arg, u
         size_t s = entry_size(n, i);
         memcpy(heap + off, n->heap + n->slot[i], s);
         sop_put32(slots + (size_t)i * 4, (uint32_t)off);
+        if (map && n->kind == NODE_LEAF) {
+            node_item it;
+            node_get(n, i, &it);
+            if ((it.flags & ITEM_VALUE_REF) && it.vlen == 16) {
+                /* a reference to a separate value blob: translate its lid too */
+                size_t at = (size_t)(it.val - (n->heap + n->slot[i]));
+                sop_put64(heap + off + at, map(map_arg, sop_get64(it.val)));
+            }
+        }
         off += s;
     }
     SOP_ASSERT(off == node_live_bytes(n));
+}
+
+void node_map_value_refs(node *n, uint64_t (*map)(void *arg, uint64_t lid), void *map_arg)
+{
+    if (n->kind != NODE_LEAF)
+        return;
+    for (uint32_t i = 0; i < n->count; i++) {
+        node_item it;
+        node_get(n, i, &it);
+        if ((it.flags & ITEM_VALUE_REF) && it.vlen == 16) {
+            unsigned char *v = n->heap + (size_t)(it.val - n->heap);
+            sop_put64(v, map(map_arg, sop_get64(it.val)));
+        }
+    }
 }
 
 #define BAD(...) SOP_CORRUPT_AT("node %llu: " __VA_ARGS__)

@@ -142,6 +142,8 @@ size_t node_encoded_size(const node *n);
  *  (NULL = identity). */
 void node_encode(const node *n, unsigned char *out, uint64_t (*map)(void *arg, uint64_t lid),
                  void *map_arg);
+/** Translate, in place, the lids inside value references of a leaf. */
+void node_map_value_refs(node *n, uint64_t (*map)(void *arg, uint64_t lid), void *map_arg);
 /** Decode and fully validate a payload (never reads out of bounds; rejects
  *  any inconsistency with SOP_CORRUPT via SOP_CORRUPT_AT, naming the lid).
  *  On success the new clean node (refs = 1, is_mutable = 0) owns a copy of

@@ -324,14 +324,15 @@ static int relocate(sop_env *env, uint32_t file, size_t *moved)
     log_batch_begin(&b);
     for (size_t i = 0; i < v.n; i++) {
         unsigned char *payload;
+        int kind = LOG_KIND_NODE;
         pthread_rwlock_rdlock(&env->files_lock);
         sop_file *f = env->files[file];
-        rc = f ? log_read_blob(f, LOC_OFF(v.loc[i]), v.lid[i], v.len[i], &payload)
+        rc = f ? log_read_blob_kind(f, LOC_OFF(v.loc[i]), v.lid[i], v.len[i], &payload, &kind)
                : SOP_CORRUPT_AT("log file %u vanished during compaction", file);
         pthread_rwlock_unlock(&env->files_lock);
         if (rc != SOP_OK)
             goto fail;
-        size_t at = log_put_blob(&b, LOG_KIND_NODE, v.lid[i], 0, payload, v.len[i]);
+        size_t at = log_put_blob(&b, kind, v.lid[i], 0, payload, v.len[i]);
         sop_free(payload);
         c.blobs[c.n_blobs++] = (log_blob_ref){v.lid[i], at, v.len[i]};
     }

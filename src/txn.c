@@ -84,6 +84,108 @@ static void dirty_del(sop_txn *t, uint64_t lid)
     t->ndirty--;
 }
 
+/* --------------------------------------------------------- value table */
+const value_ent *txn_value_get(const sop_txn *t, uint64_t lid)
+{
+    if (!t->vals)
+        return NULL;
+    size_t i = h64(lid) & t->vals_mask;
+    while (t->vals[i].lid) {
+        if (t->vals[i].lid == lid)
+            return &t->vals[i];
+        i = (i + 1) & t->vals_mask;
+    }
+    return NULL;
+}
+
+int txn_put_value(sop_txn *t, const sop_val *v, uint64_t *lid_out)
+{
+    if (!t->vals || (t->nvals + 1) * 2 > t->vals_mask + 1) {
+        size_t ncap = t->vals ? (t->vals_mask + 1) * 2 : 64;
+        value_ent *nv = sop_calloc(ncap, sizeof *nv);
+        if (!nv)
+            return sop_report(SOP_NOMEM, "transaction value table");
+        for (size_t i = 0; t->vals && i <= t->vals_mask; i++) {
+            if (!t->vals[i].lid)
+                continue;
+            size_t j = h64(t->vals[i].lid) & (ncap - 1);
+            while (nv[j].lid)
+                j = (j + 1) & (ncap - 1);
+            nv[j] = t->vals[i];
+        }
+        sop_free(t->vals);
+        t->vals = nv;
+        t->vals_mask = ncap - 1;
+    }
+    unsigned char *copy = sop_malloc(v && v->size ? v->size : 1);
+    if (!copy)
+        return sop_report(SOP_NOMEM, "value of %zu bytes", v ? v->size : 0);
+    if (v && v->size)
+        memcpy(copy, v->data, v->size);
+    uint64_t lid = TEMP_LID_BIT | ++t->next_temp;
+    size_t i = h64(lid) & t->vals_mask;
+    while (t->vals[i].lid)
+        i = (i + 1) & t->vals_mask;
+    t->vals[i] = (value_ent){lid, copy, v ? v->size : 0};
+    t->nvals++;
+    *lid_out = lid;
+    return SOP_OK;
+}
+
+int txn_drop_value(sop_txn *t, uint64_t lid)
+{
+    if (!(lid & TEMP_LID_BIT))
+        return t->io.release(t->io.arg, lid); /* a committed value: freed at commit */
+    if (!t->vals)
+        return SOP_OK;
+    size_t i = h64(lid) & t->vals_mask;
+    while (t->vals[i].lid && t->vals[i].lid != lid)
+        i = (i + 1) & t->vals_mask;
+    if (!t->vals[i].lid)
+        return SOP_OK;
+    sop_free(t->vals[i].data);
+    size_t j = i;
+    for (;;) { /* backward-shift delete */
+        j = (j + 1) & t->vals_mask;
+        if (!t->vals[j].lid)
+            break;
+        size_t home = h64(t->vals[j].lid) & t->vals_mask;
+        if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
+            t->vals[i] = t->vals[j];
+            i = j;
+        }
+    }
+    t->vals[i] = (value_ent){0, NULL, 0};
+    t->nvals--;
+    return SOP_OK;
+}
+
+int txn_read_value(sop_txn *t, uint64_t lid, uint64_t size, sop_val *out)
+{
+    const value_ent *v = txn_value_get(t, lid);
+    if (v) {
+        *out = (sop_val){v->len, v->data};
+        return SOP_OK;
+    }
+    if (lid & TEMP_LID_BIT)
+        return SOP_CORRUPT_AT("transaction value %llu vanished", (unsigned long long)lid);
+    unsigned char *data;
+    uint32_t len;
+    int rc = env_read_value(t->env, lid, t->snap, &data, &len);
+    if (rc != SOP_OK)
+        return txn_fail(t, rc);
+    if (len != size) {
+        sop_free(data);
+        return txn_fail(t, SOP_CORRUPT_AT("value %llu has %u bytes, its reference says %llu",
+                                          (unsigned long long)lid, len, (unsigned long long)size));
+    }
+    sop_free(t->vbuf);
+    t->vbuf = data;
+    t->vbuf_len = len;
+    *out = (sop_val){len, data};
+    return SOP_OK;
+}
+
 /* ------------------------------------------------------------ btree_io */
 static void pin(sop_txn *t, node *n)
 {
@@ -253,6 +355,10 @@ void txn_end(sop_txn *t)
             node_unref(t->dirty[i].n);
     sop_free(t->dirty);
     sop_free(t->freed);
+    for (size_t i = 0; t->vals && i <= t->vals_mask; i++)
+        sop_free(t->vals[i].data);
+    sop_free(t->vals);
+    sop_free(t->vbuf);
     for (unsigned i = 0; i < PIN_RING; i++)
         node_unref(t->pins[i]);
     env_txn_unregister(t->env, t);

@@ -543,8 +543,111 @@ TEST(space_is_reclaimed_and_snapshots_survive)
     rm_dir();
 }
 
+TEST(separate_values)
+{
+    fresh_dir();
+    sop_env *env = NULL;
+    sop_env_options eo = {1u << 20, SOP_ENV_NOSYNC, 128u << 10};
+    CHECK_RC(sop_env_open(dir, &eo, &env), SOP_OK);
+    REQUIRE(env);
+    sop_keybuf kb;
+    sop_key_init(&kb);
+    sop_txn *t;
+    sop_store *s;
+    sop_store_options o = opts(8, 1);
+    o.value_placement = SOP_VALUE_BIG;
+    char big[3000];
+    CHECK_RC(sop_txn_begin(env, SOP_TXN_WRITE, 0, &t), SOP_OK);
+    CHECK_RC(sop_store_open(t, "docs", &o, &s), SOP_OK);
+    for (int i = 0; i < 200; i++) {
+        memset(big, 'a' + i % 26, sizeof big);
+        snprintf(big, 20, "doc %d", i);
+        sop_val k = ikey(&kb, i), v = {sizeof big, big};
+        CHECK_RC(sop_add(s, &k, NULL, &v, NULL), SOP_OK);
+    }
+    /* a value written in this transaction reads back before commit */
+    sop_val k = ikey(&kb, 7), got;
+    CHECK_RC(sop_get(s, &k, NULL, &got, NULL), SOP_OK);
+    CHECK(got.size == sizeof big && !strcmp(got.data, "doc 7"));
+    CHECK_RC(sop_txn_commit(t), SOP_OK);
+    sop_env_close(env);
+    CHECK_RC(sop_env_open(dir, &eo, &env), SOP_OK);
+    REQUIRE(env);
+
+    sop_env_stats st0, st1;
+    sop_env_stat(env, &st0);
+    CHECK_RC(sop_txn_begin(env, SOP_TXN_READ, 0, &t), SOP_OK);
+    CHECK_RC(sop_store_open(t, "docs", NULL, &s), SOP_OK);
+    sop_cursor *c;
+    CHECK_RC(sop_cursor_open(s, &c), SOP_OK);
+    int n = 0;
+    for (int rc = sop_cursor_first(c); rc == SOP_OK; rc = sop_cursor_next(c)) {
+        sop_val kk;
+        CHECK_RC(sop_cursor_get(c, &kk, NULL, NULL, NULL), SOP_OK); /* keys only */
+        n++;
+    }
+    CHECK(n == 200);
+    sop_env_stat(env, &st1);
+    CHECK(st1.value_reads == st0.value_reads); /* navigation never read a value */
+    k = ikey(&kb, 42);
+    CHECK_RC(sop_get(s, &k, NULL, &got, NULL), SOP_OK);
+    CHECK(got.size == sizeof big && !strcmp(got.data, "doc 42"));
+    sop_env_stat(env, &st1);
+    CHECK(st1.value_reads == st0.value_reads + 1);
+    sop_txn_abort(t);
+
+    /* update is copy-on-write: a rollback leaves the old value intact */
+    CHECK_RC(sop_txn_begin(env, SOP_TXN_WRITE, 0, &t), SOP_OK);
+    CHECK_RC(sop_store_open(t, "docs", NULL, &s), SOP_OK);
+    sop_val nv = {3, "new"};
+    CHECK_RC(sop_update(s, &k, NULL, &nv), SOP_OK);
+    CHECK_RC(sop_get(s, &k, NULL, &got, NULL), SOP_OK);
+    CHECK(got.size == 3 && !memcmp(got.data, "new", 3));
+    sop_txn_abort(t);
+    CHECK_RC(sop_txn_begin(env, SOP_TXN_READ, 0, &t), SOP_OK);
+    CHECK_RC(sop_store_open(t, "docs", NULL, &s), SOP_OK);
+    CHECK_RC(sop_get(s, &k, NULL, &got, NULL), SOP_OK);
+    CHECK(got.size == sizeof big && !strcmp(got.data, "doc 42"));
+    sop_txn_abort(t);
+
+    /* rewrite every value many times: old value blobs die and get reclaimed */
+    for (int round = 0; round < 20; round++) {
+        CHECK_RC(sop_txn_begin(env, SOP_TXN_WRITE, 0, &t), SOP_OK);
+        CHECK_RC(sop_store_open(t, "docs", NULL, &s), SOP_OK);
+        for (int i = 0; i < 200; i++) {
+            memset(big, 'A' + round, sizeof big);
+            snprintf(big, 20, "r%d %d", round, i);
+            sop_val kk = ikey(&kb, i), v = {sizeof big, big};
+            CHECK_RC(sop_update(s, &kk, NULL, &v), SOP_OK);
+        }
+        CHECK_RC(sop_txn_commit(t), SOP_OK);
+    }
+    CHECK_RC(sop_env_compact(env), SOP_OK);
+    CHECK_RC(sop_env_compact(env), SOP_OK);
+    sop_env_stat(env, &st1);
+    CHECK(st1.log_bytes < 4u * 200 * sizeof big); /* ~600 KB live, 12 MB written */
+    CHECK_RC(sop_env_check(env, NULL), SOP_OK);
+    CHECK_RC(sop_txn_begin(env, SOP_TXN_WRITE, 0, &t), SOP_OK);
+    CHECK_RC(sop_store_open(t, "docs", NULL, &s), SOP_OK);
+    k = ikey(&kb, 199);
+    CHECK_RC(sop_get(s, &k, NULL, &got, NULL), SOP_OK);
+    CHECK(got.size == sizeof big && !strcmp(got.data, "r19 199"));
+    CHECK_RC(sop_remove(s, &k), SOP_OK);
+    CHECK_RC(sop_txn_commit(t), SOP_OK);
+    CHECK_RC(sop_env_remove_store(env, "docs"), SOP_OK);
+    CHECK_RC(sop_env_compact(env), SOP_OK);
+    CHECK_RC(sop_env_compact(env), SOP_OK);
+    sop_env_stat(env, &st1);
+    CHECK(st1.live_bytes < 1024); /* the store's nodes and values are all gone */
+    CHECK_RC(sop_env_check(env, NULL), SOP_OK);
+    sop_env_close(env);
+    sop_key_free(&kb);
+    rm_dir();
+}
+
 int main(void)
 {
+    RUN(separate_values);
     RUN(space_is_reclaimed_and_snapshots_survive);
     RUN(basic_add_find_commit_reopen);
     RUN(rollback_and_snapshot_isolation);
