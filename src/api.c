@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "core.h"
+#include "merge.h"
 
 /* ------------------------------------------------------------- checks */
 static int live_store(sop_store *s)
@@ -109,6 +110,88 @@ static void changed(sop_store *s, int64_t delta)
     s->ts->delta += delta;
 }
 
+/* ------------------------------------------------------ observations
+ * A writing transaction notes what it read, item by item, so that if one
+ * of its stores changes before it commits, merge.c can re-check exactly
+ * those reads on the new state (see merge.h for the record layout). */
+static int observing(const sop_store *s)
+{
+    return s->txn->mode == SOP_TXN_WRITE && !s->ts->created;
+}
+
+static void obs_bytes(sbuf *b, const void *p, size_t n)
+{
+    unsigned char t[2];
+    sop_put16(t, (uint16_t)n);
+    sbuf_put(b, t, 2);
+    sbuf_put(b, p, n);
+}
+
+/* the cursor's position: found flag, key, id */
+static void obs_position(sbuf *b, const btree_cursor *bc)
+{
+    sbuf_u8(b, (unsigned)bc->positioned);
+    if (bc->positioned) {
+        obs_bytes(b, bc->key, bc->klen);
+        sbuf_put(b, bc->id, 16);
+    }
+}
+
+static void obs_key(sop_store *s, const sop_val *key, int found, const unsigned char *id)
+{
+    if (!observing(s))
+        return;
+    sbuf *b = &s->ts->obs;
+    sbuf_u8(b, OBS_KEY);
+    obs_bytes(b, key->data, key->size);
+    sbuf_u8(b, (unsigned)found);
+    if (found)
+        sbuf_put(b, id, 16);
+}
+
+static void obs_item(sop_store *s, const node_item *it, int with_value)
+{
+    if (!observing(s))
+        return;
+    sbuf *b = &s->ts->obs;
+    sbuf_u8(b, OBS_ITEM);
+    obs_bytes(b, it->key, it->klen);
+    sbuf_put(b, it->id, 16);
+    sbuf_u8(b, (unsigned)with_value);
+    sbuf_u64(b, merge_item_hash(it, with_value));
+}
+
+/* type OBS_SEEK (with the sought key/id) or OBS_FIRST/OBS_LAST; the result
+ * is the cursor's position now */
+static void obs_seek(sop_store *s, int type, const sop_val *key, const unsigned char *id,
+                     const btree_cursor *bc)
+{
+    if (!observing(s))
+        return;
+    sbuf *b = &s->ts->obs;
+    sbuf_u8(b, (unsigned)type);
+    if (type == OBS_SEEK) {
+        obs_bytes(b, key->data, key->size);
+        sbuf_u8(b, id != NULL);
+        if (id)
+            sbuf_put(b, id, 16);
+    }
+    obs_position(b, bc);
+}
+
+/* a step from (fkey, fid) to the cursor's position now */
+static void obs_step(sop_store *s, int type, const unsigned char *fkey, size_t fklen,
+                     const unsigned char *fid, const btree_cursor *bc)
+{
+    if (!observing(s))
+        return;
+    sbuf *b = &s->ts->obs;
+    sbuf_u8(b, (unsigned)type);
+    obs_bytes(b, fkey, fklen);
+    sbuf_put(b, fid, 16);
+    obs_position(b, bc);
+}
+
 /* ---------------------------------------------------------- item ops */
 static int insert_new(sop_store *s, const sop_val *key, const sop_val *doc, const sop_val *value,
                       sop_id *id_out)
@@ -153,7 +236,9 @@ static int add_common(sop_store *s, const sop_val *key, const sop_val *doc, cons
         rc = btree_seek(&s->cur, key->data, key->size, NULL, &key_eq, NULL);
         if (rc != SOP_OK && rc != SOP_NOTFOUND)
             return done(s, rc);
-        if (rc == SOP_OK && key_eq)
+        int exists = rc == SOP_OK && key_eq;
+        obs_key(s, key, exists, s->cur.id);
+        if (exists)
             return sop_report(SOP_KEYEXIST, "store '%s': key exists", s->ts->def->name);
     }
     return done(s, insert_new(s, key, doc, value, id_out));
@@ -243,6 +328,8 @@ static int seek_first(sop_store *s, const sop_val *key)
     int rc = btree_seek(&s->cur, key->data, key->size, NULL, &key_eq, NULL);
     if (rc == SOP_OK && !key_eq)
         rc = SOP_NOTFOUND;
+    if (rc == SOP_OK || rc == SOP_NOTFOUND)
+        obs_key(s, key, rc == SOP_OK, s->cur.id);
     if (rc == SOP_NOTFOUND)
         sop_report(SOP_NOTFOUND, "store '%s': key not found", s->ts->def->name);
     return rc;
@@ -317,6 +404,8 @@ int sop_remove_id(sop_store *s, const sop_val *key, const sop_id *id)
     if (rc == SOP_OK) {
         int exact = 0;
         rc = btree_seek(&s->cur, key->data, key->size, id->bytes, NULL, &exact);
+        if (rc == SOP_OK || rc == SOP_NOTFOUND)
+            obs_seek(s, OBS_SEEK, key, id->bytes, &s->cur);
         if (rc == SOP_OK && !exact)
             rc = sop_report(SOP_NOTFOUND, "store '%s': item not found", s->ts->def->name);
     }
@@ -347,6 +436,8 @@ int sop_get(sop_store *s, const sop_val *key, sop_val *key_doc, sop_val *value, 
     node_item it;
     if (rc == SOP_OK)
         rc = btree_current(&s->cur, &it);
+    if (rc == SOP_OK)
+        obs_item(s, &it, value != NULL);
     if (rc == SOP_OK && value)
         rc = resolve_value(s, &it, value);
     if (rc == SOP_OK) {
@@ -406,7 +497,9 @@ int sop_cursor_find(sop_cursor *c, const sop_val *key)
         return c ? done(c->store, rc) : rc;
     int key_eq = 0;
     rc = btree_seek(&c->bc, key->data, key->size, NULL, &key_eq, NULL);
-    c->used |= c->bc.positioned;
+    c->used = 1; /* a miss beyond the last item leaves it past the end */
+    if (rc == SOP_OK || rc == SOP_NOTFOUND)
+        obs_seek(c->store, OBS_SEEK, key, NULL, &c->bc);
     if (rc == SOP_OK && !key_eq)
         rc = SOP_NOTFOUND;
     return done(c->store, rc);
@@ -424,27 +517,48 @@ int sop_cursor_find_id(sop_cursor *c, const sop_val *key, const sop_id *id)
         return c ? done(c->store, rc) : rc;
     int exact = 0;
     rc = btree_seek(&c->bc, key->data, key->size, id->bytes, NULL, &exact);
-    c->used |= c->bc.positioned;
+    c->used = 1;
+    if (rc == SOP_OK || rc == SOP_NOTFOUND)
+        obs_seek(c->store, OBS_SEEK, key, id->bytes, &c->bc);
     if (rc == SOP_OK && !exact)
         rc = SOP_NOTFOUND;
     return done(c->store, rc);
 }
 
-#define MOVE(fn, call)                          \
-    int fn(sop_cursor *c)                       \
-    {                                           \
-        int rc = live_cursor(c);                \
-        if (rc != SOP_OK)                       \
-            return c ? done(c->store, rc) : rc; \
-        rc = call(&c->bc);                      \
-        c->used |= c->bc.positioned;            \
-        return done(c->store, rc);              \
+/* Move a cursor one step or to an end, noting what it saw. */
+static int move(sop_cursor *c, int type)
+{
+    int rc = live_cursor(c);
+    if (rc != SOP_OK)
+        return c ? done(c->store, rc) : rc;
+    unsigned char fkey[SOP_MAX_KEY], fid[16];
+    size_t fklen = 0;
+    int was = c->bc.positioned;
+    if (was && observing(c->store) && (type == OBS_NEXT || type == OBS_PREV)) {
+        fklen = c->bc.klen;
+        memcpy(fkey, c->bc.key, fklen);
+        memcpy(fid, c->bc.id, 16);
     }
-MOVE(sop_cursor_first, btree_first)
-MOVE(sop_cursor_last, btree_last)
-MOVE(sop_cursor_next, btree_next)
-MOVE(sop_cursor_prev, btree_prev)
-#undef MOVE
+    switch (type) {
+    case OBS_FIRST: rc = btree_first(&c->bc); break;
+    case OBS_LAST: rc = btree_last(&c->bc); break;
+    case OBS_NEXT: rc = btree_next(&c->bc); break;
+    default: rc = btree_prev(&c->bc); break;
+    }
+    c->used |= c->bc.positioned;
+    if (rc == SOP_OK || rc == SOP_NOTFOUND) {
+        if (type == OBS_FIRST || type == OBS_LAST)
+            obs_seek(c->store, type, NULL, NULL, &c->bc);
+        else if (was)
+            obs_step(c->store, type, fkey, fklen, fid, &c->bc);
+    }
+    return done(c->store, rc);
+}
+
+int sop_cursor_first(sop_cursor *c) { return move(c, OBS_FIRST); }
+int sop_cursor_last(sop_cursor *c) { return move(c, OBS_LAST); }
+int sop_cursor_next(sop_cursor *c) { return move(c, OBS_NEXT); }
+int sop_cursor_prev(sop_cursor *c) { return move(c, OBS_PREV); }
 
 int sop_cursor_is_positioned(const sop_cursor *c)
 {
@@ -458,6 +572,8 @@ int sop_cursor_get(sop_cursor *c, sop_val *key, sop_val *key_doc, sop_val *value
         return c ? done(c->store, rc) : rc;
     node_item it;
     rc = btree_current(&c->bc, &it);
+    if (rc == SOP_OK)
+        obs_item(c->store, &it, value != NULL);
     if (rc == SOP_OK && value)
         rc = resolve_value(c->store, &it, value);
     if (rc == SOP_OK) {
@@ -504,6 +620,23 @@ int sop_cursor_remove(sop_cursor *c)
     return c ? done(c->store, rc) : rc;
 }
 
+/* One step of a fetch, noting it like sop_cursor_next/prev. */
+static int fetch_step(sop_cursor *c, int fwd)
+{
+    unsigned char fkey[SOP_MAX_KEY], fid[16];
+    size_t fklen = 0;
+    int obs = observing(c->store) && c->bc.positioned;
+    if (obs) {
+        fklen = c->bc.klen;
+        memcpy(fkey, c->bc.key, fklen);
+        memcpy(fid, c->bc.id, 16);
+    }
+    int rc = fwd ? btree_next(&c->bc) : btree_prev(&c->bc);
+    if (obs && (rc == SOP_OK || rc == SOP_NOTFOUND))
+        obs_step(c->store, fwd ? OBS_NEXT : OBS_PREV, fkey, fklen, fid, &c->bc);
+    return rc;
+}
+
 int sop_cursor_fetch(sop_cursor *c, const sop_paging *pg, int what, sop_fetch_fn fn, void *arg)
 {
     int rc = live_cursor(c);
@@ -522,6 +655,8 @@ int sop_cursor_fetch(sop_cursor *c, const sop_paging *pg, int what, sop_fetch_fn
         if (pg->page_offset > 0)
             return sop_report(SOP_NO_CURSOR, "page_offset > 0 needs a positioned cursor: call first, last or find");
         rc = fwd ? btree_first(&c->bc) : btree_last(&c->bc);
+        if (rc == SOP_OK || rc == SOP_NOTFOUND)
+            obs_seek(c->store, fwd ? OBS_FIRST : OBS_LAST, NULL, NULL, &c->bc);
         if (rc == SOP_NOTFOUND)
             return SOP_OK; /* empty store */
         if (rc != SOP_OK)
@@ -532,7 +667,7 @@ int sop_cursor_fetch(sop_cursor *c, const sop_paging *pg, int what, sop_fetch_fn
         return sop_report(SOP_INVALID, "page_offset * page_size overflows");
     uint64_t skip = pg->page_offset * pg->page_size;
     for (uint64_t i = 0; i < skip; i++) {
-        rc = fwd ? btree_next(&c->bc) : btree_prev(&c->bc);
+        rc = fetch_step(c, fwd);
         if (rc == SOP_NOTFOUND)
             return SOP_OK; /* ran off the end while skipping: no items */
         if (rc != SOP_OK)
@@ -544,6 +679,7 @@ int sop_cursor_fetch(sop_cursor *c, const sop_paging *pg, int what, sop_fetch_fn
         rc = btree_current(&c->bc, &it);
         if (rc != SOP_OK)
             return done(c->store, rc == SOP_NO_CURSOR && i ? SOP_OK : rc);
+        obs_item(c->store, &it, what == SOP_FETCH_VALUES);
         sop_val k = {it.klen, it.key}, d = {it.dlen, it.doc}, v = {0, NULL};
         if (what == SOP_FETCH_VALUES && (rc = resolve_value(c->store, &it, &v)) != SOP_OK)
             return done(c->store, rc);
@@ -552,7 +688,7 @@ int sop_cursor_fetch(sop_cursor *c, const sop_paging *pg, int what, sop_fetch_fn
         int urc = fn(arg, &k, &d, what == SOP_FETCH_VALUES ? &v : NULL, &id);
         if (urc)
             return urc;
-        rc = fwd ? btree_next(&c->bc) : btree_prev(&c->bc);
+        rc = fetch_step(c, fwd);
         if (rc == SOP_NOTFOUND)
             return SOP_OK;
         if (rc != SOP_OK)

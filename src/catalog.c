@@ -106,6 +106,19 @@ void def_unref(store_def *d)
     sop_free(d);
 }
 
+void def_options(const store_def *d, sop_store_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->slot_length = d->slot_length;
+    o->is_unique = d->unique;
+    o->value_placement = d->placement;
+    o->leaf_load_balancing = d->llb;
+    o->is_primitive_key = d->primitive;
+    o->description = d->description;
+    o->index_spec = (sop_val){d->index_spec_len, d->index_spec};
+    o->metadata = (sop_val){d->metadata_len, d->metadata};
+}
+
 int def_compatible(const store_def *d, const sop_store_options *o)
 {
     return d->slot_length == o->slot_length && d->unique == (o->is_unique != 0) &&

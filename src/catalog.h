@@ -55,6 +55,8 @@ const cat_entry *cat_find_id(const catalog *c, uint32_t id);
 store_def *def_new(uint32_t id, const char *name, uint64_t root, const sop_store_options *o);
 void def_ref(store_def *d);
 void def_unref(store_def *d);
+/* The options a definition was created with (pointers borrow from d). */
+void def_options(const store_def *d, sop_store_options *o);
 /* 1 if an existing store is compatible with requested options. */
 int def_compatible(const store_def *d, const sop_store_options *o);
 

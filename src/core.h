@@ -79,6 +79,11 @@ struct sop_env {
 typedef struct txn_store txn_store;
 struct txn_store {
     txn_store *next;
+    sop_txn *txn;
+    btree_io io;      /* the transaction's node access, noting this store's lids */
+    uint64_t *mine;   /* lids this store's tree made private, allocated or released */
+    size_t nmine, capmine;
+    sbuf obs;         /* reads to re-check if the store changes under us (merge.c) */
     store_def *def;   /* definition (ref held) */
     int created;      /* created in this transaction */
     int written;
@@ -133,6 +138,7 @@ struct sop_txn {
     uint64_t *freed;       /* lids of snapshot nodes dropped by this transaction */
     size_t nfreed, cap_freed;
     uint64_t next_temp;
+    int is_merge;          /* a merge transaction (merge.c): not a registered snapshot */
     uint32_t next_temp_store;
     value_ent *vals;       /* open addressing on lid */
     size_t vals_mask, nvals;
@@ -143,6 +149,11 @@ struct sop_txn {
     unsigned op_count;
     char errmsg[512];
 };
+
+/* merge.c: re-check a transaction's reads on the current state and replay
+ * its item changes there (commit_mu and the file lock held).  On success
+ * *out is a merge transaction holding the result to commit instead. */
+int merge_build(sop_txn *t, sop_txn **out);
 
 /* env.c */
 /* Open with a given I/O layer (tests inject faults and crashes through it). */
@@ -179,6 +190,10 @@ int txn_read_value(sop_txn *txn, uint64_t lid, uint64_t size, sop_val *out);
 const value_ent *txn_value_get(const sop_txn *txn, uint64_t lid);
 int txn_check_live(sop_txn *txn);
 int txn_open_store(sop_txn *txn, const char *name, const sop_store_options *create, sop_store **out);
+/* A private write transaction at the sequenced state (commit_mu held), not
+ * registered as a snapshot; used to merge a transaction's changes. */
+sop_txn *txn_new_merge(sop_env *env);
+void txn_free_merge(sop_txn *m);
 node *txn_dirty_get(const sop_txn *txn, uint64_t lid);
 void txn_end(sop_txn *txn); /* release everything; txn freed */
 int txn_fail(sop_txn *txn, int rc);

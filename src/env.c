@@ -880,6 +880,7 @@ int env_commit(sop_txn *t)
     log_commit c;
     memset(&c, 0, sizeof c);
     store_def **newdefs = NULL;
+    sop_txn *ct = t, *mt = NULL; /* the transaction whose nodes are committed */
     node **bnodes = NULL;
     size_t nnew = 0;
 
@@ -891,15 +892,23 @@ int env_commit(sop_txn *t)
     SOP_CHECK(env->lock_file->io->lock(env->lock_file, 1, 1));
     locked = 1;
     SOP_CHECK(catch_up(env, 1));
-    SOP_CHECK(validate(t));
+    rc = validate(t);
+    if (rc == SOP_CONFLICT) {
+        /* stores changed since the snapshot: re-check the reads and replay
+         * the changes on the current state (merge.c) */
+        SOP_CHECK(merge_build(t, &mt));
+        ct = mt;
+    } else if (rc != SOP_OK) {
+        goto fail;
+    }
 
     uint64_t seq = env->seq_last + 1;
     /* real lids for new nodes, real ids for new stores */
-    m.n = t->next_temp + 1;
+    m.n = ct->next_temp + 1;
     m.real = sop_calloc(m.n, sizeof *m.real);
-    c.blobs = sop_calloc(t->ndirty + t->nvals + 1, sizeof *c.blobs);
-    bnodes = sop_calloc(t->ndirty + t->nvals + 1, sizeof *bnodes);
-    for (txn_store *ts = t->stores; ts; ts = ts->next)
+    c.blobs = sop_calloc(ct->ndirty + ct->nvals + 1, sizeof *c.blobs);
+    bnodes = sop_calloc(ct->ndirty + ct->nvals + 1, sizeof *bnodes);
+    for (txn_store *ts = ct->stores; ts; ts = ts->next)
         nnew += ts->created;
     newdefs = sop_calloc(nnew ? nnew : 1, sizeof *newdefs);
     if (!m.real || !c.blobs || !newdefs || !bnodes) {
@@ -907,29 +916,21 @@ int env_commit(sop_txn *t)
         goto fail;
     }
     uint64_t next_lid = env->next_lid;
-    for (size_t i = 0; t->dirty && i <= t->dirty_mask; i++) {
-        uint64_t lid = t->dirty[i].lid;
+    for (size_t i = 0; ct->dirty && i <= ct->dirty_mask; i++) {
+        uint64_t lid = ct->dirty[i].lid;
         if (lid & TEMP_LID_BIT)
             m.real[lid & ~TEMP_LID_BIT] = next_lid++;
     }
-    for (size_t i = 0; t->vals && i <= t->vals_mask; i++)
-        if (t->vals[i].lid)
-            m.real[t->vals[i].lid & ~TEMP_LID_BIT] = next_lid++;
+    for (size_t i = 0; ct->vals && i <= ct->vals_mask; i++)
+        if (ct->vals[i].lid)
+            m.real[ct->vals[i].lid & ~TEMP_LID_BIT] = next_lid++;
     uint32_t next_store_id = env->next_store_id;
     nnew = 0;
-    for (txn_store *ts = t->stores; ts; ts = ts->next) {
+    for (txn_store *ts = ct->stores; ts; ts = ts->next) {
         if (!ts->created)
             continue;
         sop_store_options o;
-        memset(&o, 0, sizeof o);
-        o.slot_length = ts->def->slot_length;
-        o.is_unique = ts->def->unique;
-        o.value_placement = ts->def->placement;
-        o.leaf_load_balancing = ts->def->llb;
-        o.is_primitive_key = ts->def->primitive;
-        o.description = ts->def->description;
-        o.index_spec = (sop_val){ts->def->index_spec_len, ts->def->index_spec};
-        o.metadata = (sop_val){ts->def->metadata_len, ts->def->metadata};
+        def_options(ts->def, &o);
         store_def *d = def_new(next_store_id++, ts->def->name, map_lid(&m, ts->def->root), &o);
         if (!d) {
             rc = sop_report(SOP_NOMEM, "commit");
@@ -939,7 +940,7 @@ int env_commit(sop_txn *t)
         cat_op_create(&ops, d);
         cat_op_touch(&ops, d->id, ts->delta);
     }
-    for (txn_store *ts = t->stores; ts; ts = ts->next) {
+    for (txn_store *ts = ct->stores; ts; ts = ts->next) {
         if (ts->created)
             continue;
         if (ts->dropped)
@@ -950,8 +951,8 @@ int env_commit(sop_txn *t)
 
     /* the batch: every dirty node as a blob, then the commit record */
     log_batch_begin(&b);
-    for (size_t i = 0; t->dirty && i <= t->dirty_mask; i++) {
-        node *n = t->dirty[i].n;
+    for (size_t i = 0; ct->dirty && i <= ct->dirty_mask; i++) {
+        node *n = ct->dirty[i].n;
         if (!n)
             continue;
         size_t sz = node_encoded_size(n);
@@ -960,13 +961,13 @@ int env_commit(sop_txn *t)
         if (!p)
             break;
         node_encode(n, p, map_lid, &m);
-        uint64_t real = map_lid(&m, t->dirty[i].lid);
+        uint64_t real = map_lid(&m, ct->dirty[i].lid);
         size_t at = log_put_blob(&b, LOG_KIND_NODE, real, 0, p, sz);
         bnodes[c.n_blobs] = n;
         c.blobs[c.n_blobs++] = (log_blob_ref){real, at, (uint32_t)sz};
     }
-    for (size_t i = 0; t->vals && i <= t->vals_mask; i++) {
-        const value_ent *v = &t->vals[i];
+    for (size_t i = 0; ct->vals && i <= ct->vals_mask; i++) {
+        const value_ent *v = &ct->vals[i];
         if (!v->lid)
             continue;
         uint64_t real = map_lid(&m, v->lid);
@@ -977,8 +978,8 @@ int env_commit(sop_txn *t)
     c.seq = seq;
     c.next_lid = next_lid;
     c.next_store_id = next_store_id;
-    c.n_freed = (uint32_t)t->nfreed;
-    c.freed = t->freed;
+    c.n_freed = (uint32_t)ct->nfreed;
+    c.freed = ct->freed;
     c.cat_ops = ops.p;
     c.cat_ops_len = (uint32_t)ops.len;
     if (b.err || scratch.err || ops.err) {
@@ -1017,8 +1018,8 @@ int env_commit(sop_txn *t)
         if (prc != SOP_OK && rc == SOP_OK)
             rc = prc;
     }
-    for (size_t i = 0; i < t->nfreed; i++) {
-        int prc = reg_put(env->reg, t->freed[i], seq, 0, 0, NULL);
+    for (size_t i = 0; i < ct->nfreed; i++) {
+        int prc = reg_put(env->reg, ct->freed[i], seq, 0, 0, NULL);
         if (prc != SOP_OK && rc == SOP_OK)
             rc = prc;
     }
@@ -1048,6 +1049,7 @@ int env_commit(sop_txn *t)
         def_unref(newdefs[i]);
     sop_free(newdefs);
     sop_free(bnodes);
+    txn_free_merge(mt);
     /* DURABLE, then PUBLISHED */
     rc = env_sync_upto(env, seq);
     if (rc == SOP_OK)
@@ -1069,5 +1071,6 @@ out:
         def_unref(newdefs[i]);
     sop_free(newdefs);
     sop_free(bnodes);
+    txn_free_merge(mt);
     return rc;
 }

@@ -271,6 +271,54 @@ static int io_release(void *arg, uint64_t lid)
     return SOP_OK;
 }
 
+/* Per-store wrappers: the same node access, noting which lids the store's
+ * tree touched (a merge diffs exactly those nodes). */
+static int note_lid(txn_store *ts, uint64_t lid)
+{
+    if (ts->nmine == ts->capmine) {
+        size_t ncap = ts->capmine ? ts->capmine * 2 : 64;
+        uint64_t *nm = sop_realloc(ts->mine, ncap * sizeof *nm);
+        if (!nm)
+            return sop_report(SOP_NOMEM, "store node list");
+        ts->mine = nm;
+        ts->capmine = ncap;
+    }
+    ts->mine[ts->nmine++] = lid;
+    return SOP_OK;
+}
+
+static int ts_get(void *arg, uint64_t lid, node **out)
+{
+    return io_get(((txn_store *)arg)->txn, lid, out);
+}
+
+static int ts_get_mut(void *arg, uint64_t lid, node **out)
+{
+    txn_store *ts = arg;
+    if (!txn_dirty_get(ts->txn, lid)) {
+        int rc = note_lid(ts, lid);
+        if (rc != SOP_OK)
+            return rc;
+    }
+    return io_get_mut(ts->txn, lid, out);
+}
+
+static int ts_alloc(void *arg, int kind, node **out)
+{
+    txn_store *ts = arg;
+    int rc = io_alloc(ts->txn, kind, out);
+    if (rc == SOP_OK && (rc = note_lid(ts, (*out)->lid)) != SOP_OK)
+        return rc;
+    return rc;
+}
+
+static int ts_release(void *arg, uint64_t lid)
+{
+    txn_store *ts = arg;
+    int rc = note_lid(ts, lid);
+    return rc != SOP_OK ? rc : io_release(ts->txn, lid);
+}
+
 /* ------------------------------------------------------------- state */
 static void set_txn_msg(sop_txn *t)
 {
@@ -348,6 +396,8 @@ void txn_end(sop_txn *t)
         txn_store *ts = t->stores;
         t->stores = ts->next;
         def_unref(ts->def);
+        sop_free(ts->mine);
+        sbuf_free(&ts->obs);
         sop_free(ts);
     }
     for (size_t i = 0; t->dirty && i <= t->dirty_mask; i++)
@@ -361,8 +411,38 @@ void txn_end(sop_txn *t)
     sop_free(t->vbuf);
     for (unsigned i = 0; i < PIN_RING; i++)
         node_unref(t->pins[i]);
-    env_txn_unregister(t->env, t);
+    if (!t->is_merge)
+        env_txn_unregister(t->env, t);
     sop_free(t);
+}
+
+sop_txn *txn_new_merge(sop_env *env)
+{
+    sop_txn *m = sop_calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->env = env;
+    m->mode = SOP_TXN_WRITE;
+    m->is_merge = 1;
+    m->snap = env->seq_last;
+    m->cat = env->seq_cat;
+    cat_ref(m->cat);
+    m->deadline_ns = UINT64_MAX;
+    m->io.arg = m;
+    m->io.get = io_get;
+    m->io.get_mut = io_get_mut;
+    m->io.alloc = io_alloc;
+    m->io.release = io_release;
+    return m;
+}
+
+void txn_free_merge(sop_txn *m)
+{
+    if (!m)
+        return;
+    cat_unref(m->cat);
+    m->cat = NULL;
+    txn_end(m);
 }
 
 void sop_txn_abort(sop_txn *t)
@@ -432,6 +512,8 @@ int txn_open_store(sop_txn *t, const char *name, const sop_store_options *create
         ts = sop_calloc(1, sizeof *ts);
         if (!ts)
             return sop_report(SOP_NOMEM, "store handle");
+        ts->txn = t;
+        ts->io = (btree_io){ts, ts_get, ts_get_mut, ts_alloc, ts_release, NULL};
         if (e) {
             if (create && !def_compatible(e->def, &o)) {
                 sop_free(ts);
@@ -454,7 +536,7 @@ int txn_open_store(sop_txn *t, const char *name, const sop_store_options *create
                 return sop_report(SOP_READONLY, "cannot create store '%s' in a read-only transaction", name);
             }
             uint64_t root;
-            if ((rc = btree_create(&t->io, &root)) != SOP_OK) {
+            if ((rc = btree_create(&ts->io, &root)) != SOP_OK) {
                 sop_free(ts);
                 return rc;
             }
@@ -466,7 +548,7 @@ int txn_open_store(sop_txn *t, const char *name, const sop_store_options *create
             ts->created = 1;
             ts->written = 1;
         }
-        ts->bt.io = &t->io;
+        ts->bt.io = &ts->io;
         ts->bt.root = ts->def->root;
         ts->bt.slot_length = ts->def->slot_length;
         ts->next = t->stores;

@@ -135,3 +135,49 @@ def test_paging_keyword_name(store, ctx):
     store.first(ctx)
     assert keys(store.get_keys(ctx, pagingInfo=PagingInfo(page_size=1))) == [0]
     assert keys(store.get_items(ctx, paging_info=PagingInfo(page_size=1))) == [1]
+
+
+def test_full_page_loop_terminates(store, ctx):
+    """The common "until a short page" loop ends even when the item count is
+    a multiple of the page size (the original wrapped around forever)."""
+    for size in (1, 5, 10, 25, 50):
+        for direction in (0, 1):
+            (store.first if direction == 0 else store.last)(ctx)
+            got = []
+            for _ in range(100):
+                page = store.get_items(ctx, PagingInfo(page_size=size, direction=direction))
+                got += keys(page)
+                if len(page) < size:
+                    break
+            assert got == (list(range(50)) if direction == 0 else list(range(49, -1, -1)))
+
+
+def test_past_the_end_both_directions(store, ctx):
+    store.first(ctx)
+    assert len(store.get_keys(ctx, PagingInfo(page_size=100))) == 50
+    # sop.h: past an end, nothing in either direction until repositioned
+    assert store.get_keys(ctx, PagingInfo(page_size=2, direction=1)) == []
+    assert store.last(ctx)
+    assert keys(store.get_keys(ctx, PagingInfo(page_size=2, direction=1))) == [49, 48]
+
+
+def test_before_start(store, ctx):
+    store.first(ctx)
+    assert store.previous(ctx) is False
+    assert store.get_keys(ctx, PagingInfo(page_size=3, direction=1)) == []
+    assert store.get_keys(ctx, PagingInfo(page_size=3)) == []
+    assert store.first(ctx)
+    assert keys(store.get_keys(ctx, PagingInfo(page_size=3))) == [0, 1, 2]
+
+
+def test_find_miss_positions_on_next_greater(store, ctx):
+    assert store.find(ctx, 10.5) is False
+    assert keys(store.get_keys(ctx, PagingInfo(page_size=2))) == [11, 12]
+
+
+def test_empty_fetch_then_add(db, ctx):
+    with db.begin_transaction(ctx) as t:
+        s = db.new_btree(ctx, "e", t)
+        assert s.get_keys(ctx, PagingInfo()) == []
+        s.add(ctx, 1, 1)
+        assert keys(s.get_keys(ctx, PagingInfo())) == [1]

@@ -1,0 +1,476 @@
+/*
+ * merge.c - committing a transaction whose stores changed after its
+ * snapshot ("refetch and merge").  Under the commit lock, on the newest
+ * sequenced state:
+ *   1. every read the transaction noted (merge.h) is re-checked; if any
+ *      would now return something else, the commit fails with SOP_CONFLICT;
+ *   2. otherwise its item changes are replayed there.  The changes are found
+ *      by diffing, by item id, the leaves its trees touched against their
+ *      snapshot versions: items added, removed, or with a new key document /
+ *      value.  Replaying them gives the same result as running the
+ *      transaction after the commits it raced with, since all it read is
+ *      unchanged.
+ * The result is a merge transaction whose private nodes are committed
+ * instead of the original's.  Writers of different keys in one leaf both
+ * commit; writers of the same item: the later one gets SOP_CONFLICT.
+ */
+#include <stdio.h>
+
+#include "core.h"
+#include "merge.h"
+
+uint64_t merge_item_hash(const node_item *it, int with_value)
+{
+    uint64_t h = 1469598103934665603ull;
+    h ^= it->flags;
+    h *= 1099511628211ull;
+    for (size_t i = 0; i < it->dlen; i++) {
+        h ^= it->doc[i];
+        h *= 1099511628211ull;
+    }
+    h ^= 0xff;
+    h *= 1099511628211ull;
+    for (size_t i = 0; with_value && i < it->vlen; i++) {
+        h ^= it->val[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+/* ------------------------------------------------- re-checking reads */
+typedef struct rd {
+    const unsigned char *p, *end;
+    int bad;
+} rd;
+
+static const unsigned char *rd_take(rd *r, size_t n)
+{
+    if (r->bad || (size_t)(r->end - r->p) < n) {
+        r->bad = 1;
+        return NULL;
+    }
+    const unsigned char *p = r->p;
+    r->p += n;
+    return p;
+}
+static unsigned rd_u8(rd *r)
+{
+    const unsigned char *p = rd_take(r, 1);
+    return p ? *p : 0;
+}
+static const unsigned char *rd_key(rd *r, size_t *n)
+{
+    const unsigned char *p = rd_take(r, 2);
+    *n = p ? sop_get16(p) : 0;
+    return rd_take(r, *n);
+}
+
+/* Does the cursor's position equal the recorded one? */
+static int same_pos(rd *r, const btree_cursor *c)
+{
+    unsigned found = rd_u8(r);
+    if (!found)
+        return !c->positioned;
+    size_t kl;
+    const unsigned char *k = rd_key(r, &kl), *id = rd_take(r, 16);
+    if (r->bad || !c->positioned)
+        return 0;
+    return c->klen == kl && !memcmp(c->key, k, kl) && !memcmp(c->id, id, 16);
+}
+
+/* Position c on the item right after / before (k, id), whether or not that
+ * item still exists. */
+static int step_from(btree_cursor *c, const unsigned char *k, size_t kl, const unsigned char *id, int next)
+{
+    int exact = 0;
+    int rc = btree_seek(c, k, kl, id, NULL, &exact);
+    if (rc != SOP_OK && rc != SOP_NOTFOUND)
+        return rc;
+    if (next) {
+        if (rc == SOP_OK && exact)
+            rc = btree_next(c);
+        return rc == SOP_NOTFOUND ? SOP_OK : rc;
+    }
+    /* previous: the item before the lower bound (or the last item) */
+    rc = rc == SOP_OK ? btree_prev(c) : btree_last(c);
+    return rc == SOP_NOTFOUND ? SOP_OK : rc;
+}
+
+static int check_reads(sop_store *ms, const sbuf *obs, const char *name)
+{
+    btree_cursor *c = &ms->cur;
+    rd r = {obs->p, obs->p + obs->len, 0};
+    int rc = SOP_OK, ok = 1;
+    while (ok && rc == SOP_OK && r.p < r.end && !r.bad) {
+        unsigned type = rd_u8(&r);
+        size_t kl;
+        const unsigned char *k, *id;
+        switch (type) {
+        case OBS_KEY: {
+            k = rd_key(&r, &kl);
+            unsigned found = rd_u8(&r);
+            id = found ? rd_take(&r, 16) : NULL;
+            if (r.bad)
+                break;
+            int key_eq = 0;
+            rc = btree_seek(c, k, kl, NULL, &key_eq, NULL);
+            if (rc == SOP_NOTFOUND)
+                rc = SOP_OK;
+            int now = c->positioned && key_eq;
+            ok = now == (int)found && (!found || !memcmp(c->id, id, 16));
+            break;
+        }
+        case OBS_SEEK: {
+            k = rd_key(&r, &kl);
+            id = rd_u8(&r) ? rd_take(&r, 16) : NULL;
+            if (r.bad)
+                break;
+            rc = btree_seek(c, k, kl, id, NULL, NULL);
+            if (rc == SOP_NOTFOUND)
+                rc = SOP_OK;
+            ok = same_pos(&r, c);
+            break;
+        }
+        case OBS_FIRST:
+        case OBS_LAST:
+            rc = type == OBS_FIRST ? btree_first(c) : btree_last(c);
+            if (rc == SOP_NOTFOUND)
+                rc = SOP_OK;
+            ok = same_pos(&r, c);
+            break;
+        case OBS_NEXT:
+        case OBS_PREV:
+            k = rd_key(&r, &kl);
+            id = rd_take(&r, 16);
+            if (r.bad)
+                break;
+            rc = step_from(c, k, kl, id, type == OBS_NEXT);
+            ok = same_pos(&r, c);
+            break;
+        case OBS_ITEM: {
+            k = rd_key(&r, &kl);
+            id = rd_take(&r, 16);
+            unsigned with_value = rd_u8(&r);
+            const unsigned char *h = rd_take(&r, 8);
+            if (r.bad)
+                break;
+            int exact = 0;
+            rc = btree_seek(c, k, kl, id, NULL, &exact);
+            if (rc == SOP_NOTFOUND)
+                rc = SOP_OK;
+            ok = 0;
+            if (rc == SOP_OK && exact) {
+                node_item it;
+                rc = btree_current(c, &it);
+                ok = rc == SOP_OK && merge_item_hash(&it, (int)with_value) == sop_get64(h);
+            }
+            break;
+        }
+        default:
+            r.bad = 1;
+        }
+    }
+    if (rc != SOP_OK)
+        return rc;
+    if (r.bad)
+        return SOP_CORRUPT_AT("store '%s': malformed read log", name);
+    if (!ok)
+        return sop_report(SOP_CONFLICT,
+                          "store '%s': an item this transaction read was changed by a concurrent commit",
+                          name);
+    return SOP_OK;
+}
+
+/* ------------------------------------------------ replaying changes */
+typedef struct before_set {
+    node_item *items;
+    unsigned char *seen;
+    size_t n, cap;
+    uint32_t *slots; /* hash of id -> index + 1 */
+    size_t mask;
+    node **held;     /* snapshot nodes the items point into */
+    size_t nheld, capheld;
+} before_set;
+
+static size_t id_hash(const unsigned char *id)
+{
+    uint64_t x = sop_get64(id) ^ (sop_get64(id + 8) * 0x9E3779B97F4A7C15ull);
+    x ^= x >> 31;
+    return (size_t)(x * 0xBF58476D1CE4E5B9ull);
+}
+
+static int before_add_node(before_set *b, node *n)
+{
+    if (b->nheld == b->capheld) {
+        size_t ncap = b->capheld ? b->capheld * 2 : 16;
+        node **nh = sop_realloc(b->held, ncap * sizeof *nh);
+        if (!nh)
+            return SOP_NOMEM;
+        b->held = nh;
+        b->capheld = ncap;
+    }
+    b->held[b->nheld++] = n;
+    if (b->n + n->count > b->cap) {
+        size_t ncap = b->cap ? b->cap : 256;
+        while (ncap < b->n + n->count)
+            ncap *= 2;
+        node_item *ni = sop_realloc(b->items, ncap * sizeof *ni);
+        if (!ni)
+            return SOP_NOMEM;
+        b->items = ni;
+        b->cap = ncap;
+    }
+    for (uint32_t i = 0; i < n->count; i++)
+        node_get(n, i, &b->items[b->n++]);
+    return SOP_OK;
+}
+
+static int before_index(before_set *b)
+{
+    size_t cap = 16;
+    while (cap < b->n * 2)
+        cap *= 2;
+    b->slots = sop_calloc(cap, sizeof *b->slots);
+    b->seen = sop_calloc(b->n ? b->n : 1, 1);
+    if (!b->slots || !b->seen)
+        return SOP_NOMEM;
+    b->mask = cap - 1;
+    for (size_t i = 0; i < b->n; i++) {
+        size_t h = id_hash(b->items[i].id) & b->mask;
+        while (b->slots[h])
+            h = (h + 1) & b->mask;
+        b->slots[h] = (uint32_t)(i + 1);
+    }
+    return SOP_OK;
+}
+
+static node_item *before_find(before_set *b, const unsigned char *id, size_t *idx)
+{
+    size_t h = id_hash(id) & b->mask;
+    while (b->slots[h]) {
+        size_t i = b->slots[h] - 1;
+        if (!memcmp(b->items[i].id, id, 16)) {
+            *idx = i;
+            return &b->items[i];
+        }
+        h = (h + 1) & b->mask;
+    }
+    return NULL;
+}
+
+static void before_free(before_set *b)
+{
+    for (size_t i = 0; i < b->nheld; i++)
+        node_unref(b->held[i]);
+    sop_free(b->held);
+    sop_free(b->items);
+    sop_free(b->seen);
+    sop_free(b->slots);
+}
+
+static int same_content(const node_item *a, const node_item *b)
+{
+    return a->klen == b->klen && !memcmp(a->key, b->key, a->klen) && a->flags == b->flags &&
+           a->dlen == b->dlen && (!a->dlen || !memcmp(a->doc, b->doc, a->dlen)) && a->vlen == b->vlen &&
+           (!a->vlen || !memcmp(a->val, b->val, a->vlen));
+}
+
+static uint64_t ref_lid(const node_item *it)
+{
+    return (it->flags & ITEM_VALUE_REF) && it->vlen == 16 ? sop_get64(it->val) : 0;
+}
+
+static int conflict(const char *name, const char *what)
+{
+    return sop_report(SOP_CONFLICT, "store '%s': %s", name, what);
+}
+
+/* Apply one change to the merge store: kind 0 delete, 1 modify, 2 add.
+ * For a delete or modify, `was` is the item as the transaction's snapshot
+ * had it: if a concurrent commit changed that same item, exactly one of the
+ * two may win, so this one conflicts. */
+static int apply(sop_store *ms, int kind, const node_item *it, const node_item *was)
+{
+    btree *bt = &ms->ts->bt;
+    const char *name = ms->ts->def->name;
+    int exact = 0, rc;
+    if (kind == 2) {
+        if (ms->ts->def->unique) {
+            int key_eq = 0;
+            rc = btree_seek(&ms->cur, it->key, it->klen, NULL, &key_eq, NULL);
+            if (rc == SOP_OK && key_eq)
+                return conflict(name, "a concurrent commit added the same key");
+            if (rc != SOP_OK && rc != SOP_NOTFOUND)
+                return rc;
+        }
+        rc = btree_insert(bt, it);
+        if (rc == SOP_KEYEXIST)
+            return conflict(name, "a concurrent commit added the same item");
+        if (rc == SOP_OK)
+            ms->ts->delta++;
+        return rc;
+    }
+    rc = btree_seek(&ms->cur, it->key, it->klen, it->id, NULL, &exact);
+    if (rc != SOP_OK && rc != SOP_NOTFOUND)
+        return rc;
+    if (!exact)
+        return conflict(name, "an item this transaction changed was removed by a concurrent commit");
+    node_item cur;
+    if ((rc = btree_current(&ms->cur, &cur)) != SOP_OK)
+        return rc;
+    if (was && !same_content(&cur, was))
+        return conflict(name, "an item this transaction changed was changed by a concurrent commit");
+    uint64_t old = ref_lid(&cur);
+    if (kind == 0) {
+        rc = btree_delete(bt, it->key, it->klen, it->id);
+        if (rc == SOP_OK)
+            ms->ts->delta--;
+    } else {
+        rc = btree_replace(bt, it);
+        if (old && old == ref_lid(it))
+            old = 0; /* the value itself did not change */
+    }
+    if (rc == SOP_OK && old)
+        rc = txn_drop_value(ms->txn, old);
+    return rc;
+}
+
+static int replay(sop_txn *t, txn_store *ts, sop_store *ms)
+{
+    before_set b;
+    memset(&b, 0, sizeof b);
+    node **after = NULL;
+    size_t nafter = 0;
+    int rc = SOP_OK;
+    after = sop_calloc(ts->nmine ? ts->nmine : 1, sizeof *after);
+    if (!after)
+        return sop_report(SOP_NOMEM, "merge");
+    /* the touched leaves, before (snapshot) and after (this transaction) */
+    for (size_t i = 0; i < ts->nmine && rc == SOP_OK; i++) {
+        uint64_t lid = ts->mine[i];
+        int dup = 0;
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = ts->mine[j] == lid;
+        if (dup)
+            continue;
+        if (!(lid & TEMP_LID_BIT)) {
+            node *n;
+            if ((rc = env_read_node(t->env, lid, t->snap, &n)) != SOP_OK)
+                break;
+            if (n->kind == NODE_LEAF)
+                rc = before_add_node(&b, n);
+            else
+                node_unref(n);
+        }
+        node *d = txn_dirty_get(t, lid);
+        if (d && d->kind == NODE_LEAF)
+            after[nafter++] = d;
+    }
+    if (rc == SOP_OK && (rc = before_index(&b)) != SOP_OK)
+        rc = sop_report(SOP_NOMEM, "merge");
+    /* modifications and additions, found from the after side */
+    node_item *adds = NULL, *mods = NULL;
+    size_t *modidx = NULL;
+    size_t nadds = 0, nmods = 0, cap = 0;
+    for (size_t i = 0; i < nafter; i++)
+        cap += after[i]->count;
+    if (rc == SOP_OK) {
+        adds = sop_calloc(cap ? cap : 1, sizeof *adds);
+        mods = sop_calloc(cap ? cap : 1, sizeof *mods);
+        modidx = sop_calloc(cap ? cap : 1, sizeof *modidx);
+        if (!adds || !mods || !modidx)
+            rc = sop_report(SOP_NOMEM, "merge");
+    }
+    for (size_t i = 0; i < nafter && rc == SOP_OK; i++) {
+        for (uint32_t k = 0; k < after[i]->count; k++) {
+            node_item it;
+            node_get(after[i], k, &it);
+            size_t idx;
+            node_item *old = before_find(&b, it.id, &idx);
+            if (!old) {
+                adds[nadds++] = it;
+            } else {
+                b.seen[idx] = 1;
+                if (!same_content(old, &it)) {
+                    mods[nmods] = it;
+                    modidx[nmods++] = idx;
+                }
+            }
+        }
+    }
+    /* deletions first (a key removed and added again), then the rest */
+    for (size_t i = 0; i < b.n && rc == SOP_OK; i++)
+        if (!b.seen[i])
+            rc = apply(ms, 0, &b.items[i], &b.items[i]);
+    for (size_t i = 0; i < nmods && rc == SOP_OK; i++)
+        rc = apply(ms, 1, &mods[i], &b.items[modidx[i]]);
+    for (size_t i = 0; i < nadds && rc == SOP_OK; i++)
+        rc = apply(ms, 2, &adds[i], NULL);
+    if (rc == SOP_OK)
+        ms->ts->written = 1;
+    sop_free(adds);
+    sop_free(mods);
+    sop_free(modidx);
+    sop_free(after);
+    before_free(&b);
+    return rc;
+}
+
+/* -------------------------------------------------------------- entry */
+int merge_build(sop_txn *t, sop_txn **out)
+{
+    *out = NULL;
+    sop_txn *m = txn_new_merge(t->env);
+    if (!m)
+        return sop_report(SOP_NOMEM, "merge");
+    m->next_temp = t->next_temp; /* keep the transaction's temporary value lids unique */
+    int rc = SOP_OK;
+    size_t n = 0;
+    for (txn_store *ts = t->stores; ts; ts = ts->next)
+        n++;
+    sop_store **ms = sop_calloc(n ? n : 1, sizeof *ms);
+    if (!ms) {
+        txn_free_merge(m);
+        return sop_report(SOP_NOMEM, "merge");
+    }
+    size_t i = 0;
+    for (txn_store *ts = t->stores; ts && rc == SOP_OK; ts = ts->next, i++) {
+        const char *name = ts->def->name;
+        if (ts->dropped) {
+            rc = conflict(name, "removed while other commits changed the database");
+        } else if (ts->created) {
+            sop_store_options o;
+            def_options(ts->def, &o);
+            rc = txn_open_store(m, name, &o, &ms[i]);
+            if (rc == SOP_STORE_INCOMPATIBLE)
+                rc = conflict(name, "created concurrently with a different configuration");
+        } else if (!cat_find_id(m->cat, ts->def->id)) {
+            rc = conflict(name, "removed by a concurrent transaction");
+        } else if (ts->obs.err) {
+            rc = conflict(name, "out of memory while noting reads; retry");
+        } else if ((rc = txn_open_store(m, name, NULL, &ms[i])) == SOP_OK) {
+            rc = check_reads(ms[i], &ts->obs, name);
+        }
+    }
+    if (rc == SOP_OK) {
+        /* the new values travel with the merge */
+        m->vals = t->vals;
+        m->vals_mask = t->vals_mask;
+        m->nvals = t->nvals;
+        t->vals = NULL;
+        t->nvals = 0;
+    }
+    i = 0;
+    for (txn_store *ts = t->stores; ts && rc == SOP_OK; ts = ts->next, i++)
+        if (ts->written || ts->created)
+            rc = replay(t, ts, ms[i]);
+    sop_free(ms);
+    if (rc != SOP_OK) {
+        if (rc != SOP_CONFLICT)
+            txn_fail(t, rc);
+        txn_free_merge(m);
+        return rc;
+    }
+    *out = m;
+    return SOP_OK;
+}

@@ -1,0 +1,33 @@
+/*
+ * merge.h - the observation records a writing transaction keeps per store
+ * (api.c writes them, merge.c re-checks them).  Each record says what a read
+ * returned; the transaction may commit on a newer state of the store only if
+ * every record still holds there.  Layout (little-endian; "key" is a u16
+ * length + bytes; "pos" is u8 found, then key + id[16] when found):
+ *
+ *   OBS_KEY   key, u8 found, [id]     the first item with this key (add, update, remove, get)
+ *   OBS_SEEK  key, u8 has_id, [id], pos   the first item >= (key, id)  (find, find_with_id)
+ *   OBS_FIRST pos / OBS_LAST pos      the first / last item
+ *   OBS_NEXT  key, id, pos            the item after (key, id)
+ *   OBS_PREV  key, id, pos            the item before (key, id)
+ *   OBS_ITEM  key, id, u8 with_value, u64 hash   the item exists with this content
+ */
+#ifndef SOP_MERGE_H
+#define SOP_MERGE_H
+
+#define OBS_KEY 1
+#define OBS_SEEK 2
+#define OBS_FIRST 3
+#define OBS_LAST 4
+#define OBS_NEXT 5
+#define OBS_PREV 6
+#define OBS_ITEM 7
+
+#include "node.h"
+
+/* Content hash of an item for OBS_ITEM: flags, key document and (when
+ * with_value) the value bytes (for a separate value: its reference, which
+ * changes whenever the value does). */
+uint64_t merge_item_hash(const node_item *it, int with_value);
+
+#endif
