@@ -22,7 +22,7 @@
 static char dir[256];
 static sop_env *env;
 static atomic_int committed, conflicts, reader_checks, reader_errors, stop_readers;
-static int transfers_per_thread = 300;
+static int transfers_per_thread = 650; /* x 8 writers = 5,200 transfers */
 
 static sop_val ikey(sop_keybuf *kb, int64_t v)
 {
@@ -138,7 +138,7 @@ static void *reader(void *arg)
 TEST(bank_transfers_across_threads)
 {
     if (getenv("SOP_SANITIZER"))
-        transfers_per_thread = 60;
+        transfers_per_thread = 80;
     snprintf(dir, sizeof dir, "/tmp/sop_conc_XXXXXX");
     REQUIRE(mkdtemp(dir));
     sop_env_options eo = {0, 0, 1u << 20}; /* durable; small log files to exercise reclamation */
@@ -162,7 +162,7 @@ TEST(bank_transfers_across_threads)
     }
     CHECK_RC(sop_txn_commit(t), SOP_OK);
 
-    enum { W = 4, R = 2 };
+    enum { W = 8, R = 2 };
     pthread_t w[W], r[R];
     for (int i = 0; i < R; i++)
         pthread_create(&r[i], NULL, reader, NULL);
