@@ -977,6 +977,7 @@ int env_commit(sop_txn *t)
     }
     c.seq = seq;
     c.next_lid = next_lid;
+    c.durable_seq = __atomic_load_n(&env->durable_seq, __ATOMIC_RELAXED);
     c.next_store_id = next_store_id;
     c.n_freed = (uint32_t)ct->nfreed;
     c.freed = ct->freed;

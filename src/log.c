@@ -185,7 +185,7 @@ int log_parse_trailer(const unsigned char *t, size_t n, log_commit *c, const cha
         if ((size_t)(end - p) < (size_t)(k))                                              \
             goto bad;                                                                     \
     } while (0)
-    NEED(4 + 4 + 8 + 8 + 4 + 4 + 4);
+    NEED(4 + 4 + 8 + 8 + 8 + 4 + 4 + 4);
     if (sop_get32(end - 4) != sop_crc32c(0, t, n - 4))
         return SOP_CORRUPT_AT("%s offset %llu: commit record checksum mismatch", path,
                               (unsigned long long)off);
@@ -197,6 +197,8 @@ int log_parse_trailer(const unsigned char *t, size_t n, log_commit *c, const cha
                           (unsigned long long)off, p[4]);
     p += 8;
     c->seq = sop_get64(p);
+    p += 8;
+    c->durable_seq = sop_get64(p);
     p += 8;
     c->next_lid = sop_get64(p);
     p += 8;
@@ -249,7 +251,91 @@ static int batch_header_ok(const unsigned char *h, uint64_t *seq, uint64_t *len,
     *seq = sop_get64(h + 8);
     *len = sop_get64(h + 16);
     *tlen = sop_get32(h + 24);
-    return *len >= (uint64_t)LOG_BATCH_HEADER + *tlen && *tlen >= 40;
+    return *len >= (uint64_t)LOG_BATCH_HEADER + *tlen && *tlen >= 48;
+}
+
+/* Read and verify the batch at off: SOP_OK and *c parsed (caller frees)
+ * when it is whole; SOP_NOTFOUND when it is not a valid batch. */
+static int read_batch(sop_file *f, uint64_t off, uint64_t size, unsigned char **buf, size_t *cap,
+                      log_commit *c, uint64_t *len_out)
+{
+    unsigned char h[LOG_BATCH_HEADER];
+    size_t got;
+    uint64_t seq, len;
+    uint32_t tlen;
+    int rc;
+    memset(c, 0, sizeof *c);
+    if ((rc = f->io->pread(f, h, sizeof h, off, &got)) != SOP_OK)
+        return rc;
+    if (got < sizeof h || !batch_header_ok(h, &seq, &len, &tlen) || len > size - off)
+        return SOP_NOTFOUND;
+    if (len > *cap) {
+        unsigned char *nb = sop_realloc(*buf, (size_t)len);
+        if (!nb)
+            return sop_report(SOP_NOMEM, "reading %s", f->path);
+        *buf = nb;
+        *cap = (size_t)len;
+    }
+    unsigned char *b = *buf;
+    if ((rc = f->io->pread(f, b, (size_t)len, off, &got)) != SOP_OK)
+        return rc;
+    if (got < len)
+        return SOP_NOTFOUND;
+    if (log_parse_trailer(b + len - tlen, tlen, c, f->path, off) != SOP_OK || c->seq != seq) {
+        log_commit_free(c);
+        sop_clear_errmsg();
+        return SOP_NOTFOUND;
+    }
+    /* every blob of the batch must verify, or the batch never completed */
+    for (uint32_t i = 0; i < c->n_blobs; i++) {
+        const log_blob_ref *r = &c->blobs[i];
+        int ok = r->off >= off + LOG_BATCH_HEADER && r->off + LOG_BLOB_HEADER + r->len <= off + len - tlen;
+        const unsigned char *bh = ok ? b + (r->off - off) : NULL;
+        if (ok && (check_blob_header(bh, r->lid, r->len, f->path, r->off) != SOP_OK ||
+                   sop_get32(bh + 20) != sop_crc32c(0, bh + LOG_BLOB_HEADER, r->len)))
+            ok = 0;
+        /* the padding after a payload is zero (so every byte is checked) */
+        size_t pad = ((r->len + 7) & ~(size_t)7) - r->len;
+        for (size_t k = 0; ok && k < pad; k++) {
+            const unsigned char *pp = bh + LOG_BLOB_HEADER + r->len + k;
+            if (pp < b + len - tlen && *pp)
+                ok = 0;
+        }
+        if (!ok) {
+            log_commit_free(c);
+            sop_clear_errmsg();
+            return SOP_NOTFOUND;
+        }
+    }
+    *len_out = len;
+    return SOP_OK;
+}
+
+/* After a damaged batch expected to be commit `seq`: does a valid batch
+ * further on say that commit was already durable?  Then the damage is not a
+ * torn write but corruption. */
+static int damage_is_corruption(sop_file *f, uint64_t from, uint64_t size, uint64_t seq,
+                                unsigned char **buf, size_t *cap)
+{
+    unsigned char win[4096];
+    for (uint64_t pos = from; pos + LOG_BATCH_HEADER <= size;) {
+        size_t got;
+        if (f->io->pread(f, win, sizeof win, pos, &got) != SOP_OK || got < 4)
+            return 0;
+        for (size_t i = 0; i + 4 <= got; i++) {
+            if (sop_get32(win + i) != MAGIC_BATCH)
+                continue;
+            log_commit c;
+            uint64_t len;
+            if (read_batch(f, pos + i, size, buf, cap, &c, &len) == SOP_OK) {
+                int durable = c.durable_seq >= seq;
+                log_commit_free(&c);
+                return durable;
+            }
+        }
+        pos += got > 3 ? got - 3 : got;
+    }
+    return 0;
 }
 
 int log_scan(sop_file *f, uint64_t start, int (*fn)(void *, const log_commit *, uint64_t, uint64_t),
@@ -259,69 +345,26 @@ int log_scan(sop_file *f, uint64_t start, int (*fn)(void *, const log_commit *, 
     int rc = f->io->size(f, &size);
     if (rc)
         return rc;
-    uint64_t off = start;
+    uint64_t off = start, last_seq = 0;
     unsigned char *buf = NULL;
     size_t cap = 0;
     *torn = 0;
     while (off < size) {
-        unsigned char h[LOG_BATCH_HEADER];
-        size_t got;
-        uint64_t seq, len;
-        uint32_t tlen;
-        if ((rc = f->io->pread(f, h, sizeof h, off, &got)) != SOP_OK)
-            break;
-        if (got < sizeof h || !batch_header_ok(h, &seq, &len, &tlen) || len > size - off) {
-            *torn = 1;
-            break;
-        }
-        if (len > cap) {
-            unsigned char *nb = sop_realloc(buf, (size_t)len);
-            if (!nb) {
-                rc = sop_report(SOP_NOMEM, "recovery of %s", f->path);
-                break;
-            }
-            buf = nb;
-            cap = (size_t)len;
-        }
-        if ((rc = f->io->pread(f, buf, (size_t)len, off, &got)) != SOP_OK)
-            break;
-        if (got < len) {
-            *torn = 1;
-            break;
-        }
         log_commit c;
-        if (log_parse_trailer(buf + len - tlen, tlen, &c, f->path, off) != SOP_OK || c.seq != seq) {
-            if (c.blobs || c.freed)
-                log_commit_free(&c);
-            sop_clear_errmsg();
+        uint64_t len;
+        rc = read_batch(f, off, size, &buf, &cap, &c, &len);
+        if (rc == SOP_NOTFOUND) {
+            rc = SOP_OK;
+            if (last_seq && damage_is_corruption(f, off + 1, size, last_seq + 1, &buf, &cap))
+                rc = SOP_CORRUPT_AT("%s offset %llu: commit %llu is damaged, and later commits "
+                                    "show it had been made durable",
+                                    f->path, (unsigned long long)off, (unsigned long long)(last_seq + 1));
             *torn = 1;
             break;
         }
-        /* every blob of the batch must verify, or the batch never completed */
-        int ok = 1;
-        for (uint32_t i = 0; i < c.n_blobs && ok; i++) {
-            const log_blob_ref *r = &c.blobs[i];
-            if (r->off < off + LOG_BATCH_HEADER || r->off + LOG_BLOB_HEADER + r->len > off + len - tlen) {
-                ok = 0;
-                break;
-            }
-            const unsigned char *bh = buf + (r->off - off);
-            if (check_blob_header(bh, r->lid, r->len, f->path, r->off) != SOP_OK ||
-                sop_get32(bh + 20) != sop_crc32c(0, bh + LOG_BLOB_HEADER, r->len))
-                ok = 0;
-            /* the padding after a payload is zero (so every byte is checked) */
-            size_t pad = ((r->len + 7) & ~(size_t)7) - r->len;
-            const unsigned char *pp = bh + LOG_BLOB_HEADER + r->len;
-            for (size_t k = 0; ok && k < pad && pp + k < buf + len - tlen; k++)
-                if (pp[k])
-                    ok = 0;
-        }
-        if (!ok) {
-            log_commit_free(&c);
-            sop_clear_errmsg();
-            *torn = 1;
+        if (rc != SOP_OK)
             break;
-        }
+        last_seq = c.seq;
         rc = fn(arg, &c, off, len);
         log_commit_free(&c);
         if (rc != SOP_OK)
@@ -332,7 +375,6 @@ int log_scan(sop_file *f, uint64_t start, int (*fn)(void *, const log_commit *, 
     *end = off;
     return rc;
 }
-
 /* ---------------------------------------------------------------- batch */
 void log_batch_begin(sbuf *b)
 {
@@ -354,6 +396,7 @@ void log_batch_finish(sbuf *b, uint64_t base, const log_commit *c)
     sbuf_u8(b, 0);
     sbuf_u8(b, 0);
     sbuf_u64(b, c->seq);
+    sbuf_u64(b, c->durable_seq);
     sbuf_u64(b, c->next_lid);
     sbuf_u32(b, c->next_store_id);
     sbuf_u32(b, c->n_blobs);

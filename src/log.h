@@ -30,7 +30,8 @@
  *                                    28 4 CRC-32C of bytes 0..27
  *                                    32 . payload, zero-padded to 8 bytes
  * Trailer (commit record), all little-endian:
- *   magic 'SOPT' u32, version u8, 3 reserved, seq u64, next_lid u64,
+ *   magic 'SOPT' u32, version u8, 3 reserved, seq u64, durable seq u64 (every
+ *   commit up to it was fsynced before this batch was written), next_lid u64,
  *   next_store_id u32, n_blobs u32, {lid u64, file offset u64, payload len u32}*,
  *   n_freed u32, {lid u64}*, catalog ops length u32, catalog ops bytes,
  *   CRC-32C u32 of all trailer bytes before it.
@@ -74,6 +75,7 @@ typedef struct log_blob_ref {
 /* A parsed commit record (arrays point into the trailer bytes' owner). */
 typedef struct log_commit {
     uint64_t seq;
+    uint64_t durable_seq;
     uint64_t next_lid;
     uint32_t next_store_id;
     uint32_t n_blobs;
@@ -103,7 +105,9 @@ int log_read_blob_kind(sop_file *f, uint64_t off, uint64_t lid, uint32_t len, un
 
 /* Scan a file from `start`: for each valid batch call fn(arg, commit, batch_off, batch_len).
  * Stops at the first invalid or incomplete batch and returns its offset in *end
- * (the end of valid data).  *torn is set when bytes follow that are not a valid batch. */
+ * (the end of valid data).  *torn is set when bytes follow that are not a valid batch:
+ * a write that never completed.  If a valid batch further on says the damaged one
+ * had already been made durable, it is corruption instead: SOP_CORRUPT. */
 int log_scan(sop_file *f, uint64_t start, int (*fn)(void *arg, const log_commit *c, uint64_t off, uint64_t len),
              void *arg, uint64_t *end, int *torn);
 

@@ -339,6 +339,7 @@ static int relocate(sop_env *env, uint32_t file, size_t *moved)
     uint64_t seq = env->seq_last + 1;
     c.seq = seq;
     c.next_lid = env->next_lid;
+    c.durable_seq = __atomic_load_n(&env->durable_seq, __ATOMIC_RELAXED);
     c.next_store_id = env->next_store_id;
     uint64_t base;
     SOP_CHECK(env_write_batch(env, &b, &c, &base));

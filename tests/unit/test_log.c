@@ -31,6 +31,8 @@ static int on_batch(void *arg, const log_commit *c, uint64_t off, uint64_t len)
 }
 
 /* Write n batches of 3 blobs each; returns the end offset. */
+static int durable_marks; /* batches record that the earlier ones were synced */
+
 static uint64_t write_batches(sop_file *f, int n, uint64_t *ends)
 {
     unsigned char dbid[16] = {1, 2, 3};
@@ -52,6 +54,7 @@ static uint64_t write_batches(sop_file *f, int n, uint64_t *ends)
         unsigned char ops[3] = {9, 9, 9};
         log_commit c = {0};
         c.seq = (uint64_t)i + 1;
+        c.durable_seq = durable_marks ? (uint64_t)i : 0;
         c.next_lid = 1000;
         c.n_blobs = 3;
         c.blobs = refs;
@@ -126,6 +129,34 @@ TEST(torn_tail_and_damaged_bytes)
     f->io->close(f);
 }
 
+TEST(damage_before_durable_commits_is_corruption)
+{
+    sop_file *f;
+    REQUIRE(sop_io_posix()->open(sop_io_posix(), path, SOP_IO_CREATE, &f) == SOP_OK);
+    uint64_t ends[4];
+    for (int marks = 0; marks <= 1; marks++) {
+        f->io->truncate(f, 0);
+        durable_marks = marks;
+        write_batches(f, 4, ends);
+        /* damage the second batch; the third and fourth are intact */
+        unsigned char b;
+        size_t got;
+        uint64_t at = ends[0] + 40;
+        f->io->pread(f, &b, 1, at, &got);
+        b ^= 0x10;
+        f->io->pwrite(f, &b, 1, at);
+        seen s = {0, 0, 0};
+        uint64_t stop;
+        int torn;
+        int rc = log_scan(f, LOG_FILE_HEADER, on_batch, &s, &stop, &torn);
+        CHECK(s.batches == 1 && stop == ends[0]);
+        /* later batches saying it was durable: corruption, not a torn write */
+        CHECK(rc == (marks ? SOP_CORRUPT : SOP_OK));
+    }
+    durable_marks = 0;
+    f->io->close(f);
+}
+
 TEST(file_header_checks)
 {
     unsigned char dbid[16] = {9}, out[16];
@@ -144,6 +175,7 @@ int main(void)
     snprintf(path, sizeof path, "/tmp/sop_test_log_%d.sop", (int)getpid());
     RUN(round_trip_and_blob_reads);
     RUN(torn_tail_and_damaged_bytes);
+    RUN(damage_before_durable_commits_is_corruption);
     RUN(file_header_checks);
     unlink(path);
     TEST_EXIT();
