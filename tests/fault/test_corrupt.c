@@ -125,7 +125,7 @@ TEST(flip_bytes_in_every_file)
     int trials = 0, detected = 0, opened = 0;
     for (int fi = 0; fi < nfiles; fi++) {
         char path[600];
-        snprintf(path, sizeof path, "%s/%s", dir, files[fi]);
+        snprintf(path, sizeof path, "%.256s/%.200s", dir, files[fi]);
         for (int trial = 0; trial < 40; trial++) {
             {
                 char cmd[1200];
