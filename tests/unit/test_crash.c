@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -179,8 +180,158 @@ TEST(kill_nine_loop)
         fprintf(stderr, "cleanup failed\n");
 }
 
+/* ---- several threads committing in the child while it is killed ---- */
+#define THREADS 3
+#define SPAN 1000000000LL
+
+typedef struct worker {
+    sop_env *env;
+    int fd, idx;
+    int64_t next; /* next key (within the thread's span) */
+} worker;
+
+static pthread_mutex_t pipe_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    sop_keybuf kb;
+    sop_key_init(&kb);
+    sop_store_options o;
+    memset(&o, 0, sizeof o);
+    o.slot_length = 16;
+    o.is_unique = 1;
+    for (;;) {
+        int64_t key = w->idx * SPAN + w->next;
+        int rc;
+        do {
+            sop_txn *t;
+            sop_store *a, *b;
+            if (sop_txn_begin(w->env, SOP_TXN_WRITE, 0, &t) || sop_store_open(t, "a", &o, &a) ||
+                sop_store_open(t, "b", &o, &b))
+                _exit(4);
+            sop_val k = ikey(&kb, key), v = {3, "val"};
+            if (sop_add(a, &k, NULL, &v, NULL) || sop_add(b, &k, NULL, &v, NULL))
+                _exit(5);
+            rc = sop_txn_commit(t);
+        } while (rc == SOP_CONFLICT);
+        if (rc != SOP_OK)
+            _exit(6);
+        w->next++;
+        int64_t msg[2] = {w->idx, w->next};
+        pthread_mutex_lock(&pipe_mu);
+        if (write(w->fd, msg, sizeof msg) != sizeof msg)
+            _exit(7);
+        pthread_mutex_unlock(&pipe_mu);
+    }
+    return NULL;
+}
+
+/* Per thread: keys in both stores equal and contiguous; returns counts. */
+static int verify_threads(int64_t counts[THREADS])
+{
+    sop_env *env;
+    if (sop_env_open(dir, &env_opts, &env) != SOP_OK)
+        return 0;
+    int ok = sop_env_check(env, NULL) == SOP_OK;
+    sop_txn *t;
+    sop_store *a, *b;
+    for (int i = 0; i < THREADS; i++)
+        counts[i] = 0;
+    sop_txn_begin(env, SOP_TXN_READ, 0, &t);
+    if (sop_store_open(t, "a", NULL, &a) == SOP_OK && sop_store_open(t, "b", NULL, &b) == SOP_OK) {
+        sop_cursor *ca, *cb;
+        sop_cursor_open(a, &ca);
+        sop_cursor_open(b, &cb);
+        int ra = sop_cursor_first(ca), rb = sop_cursor_first(cb);
+        while (ok && ra == SOP_OK && rb == SOP_OK) {
+            sop_val ka, kb2;
+            sop_cursor_get(ca, &ka, NULL, NULL, NULL);
+            sop_cursor_get(cb, &kb2, NULL, NULL, NULL);
+            if (ka.size != kb2.size || memcmp(ka.data, kb2.data, ka.size))
+                ok = 0;
+            sop_key_reader r;
+            sop_key_field f;
+            sop_key_reader_init(&r, ka.data, ka.size);
+            if (sop_key_next(&r, &f) == 1) {
+                int w = (int)(f.i / SPAN);
+                if (w < 0 || w >= THREADS || f.i % SPAN != counts[w])
+                    ok = 0; /* a gap: a lost commit */
+                else
+                    counts[w]++;
+            }
+            sop_key_reader_free(&r);
+            ra = sop_cursor_next(ca);
+            rb = sop_cursor_next(cb);
+        }
+        if (ra != rb)
+            ok = 0;
+    }
+    sop_txn_abort(t);
+    sop_env_close(env);
+    return ok;
+}
+
+TEST(kill_nine_while_threads_commit)
+{
+    const char *env_rounds = getenv("SOP_CRASH_ROUNDS");
+    int rounds = env_rounds ? atoi(env_rounds) : 60;
+    snprintf(dir, sizeof dir, "/tmp/sop_crash_mt_XXXXXX");
+    REQUIRE(mkdtemp(dir));
+    int64_t counts[THREADS] = {0}, acked[THREADS] = {0};
+    for (int round = 0; round < rounds; round++) {
+        int fds[2];
+        REQUIRE(pipe(fds) == 0);
+        pid_t pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            close(fds[0]);
+            sop_env *env;
+            if (sop_env_open(dir, &env_opts, &env) != SOP_OK)
+                _exit(3);
+            worker w[THREADS];
+            pthread_t th[THREADS];
+            for (int i = 0; i < THREADS; i++) {
+                w[i] = (worker){env, fds[1], i, counts[i]};
+                pthread_create(&th[i], NULL, worker_main, &w[i]);
+            }
+            for (int i = 0; i < THREADS; i++)
+                pthread_join(th[i], NULL);
+            _exit(0);
+        }
+        close(fds[1]);
+        struct timespec ts = {0, (long)(rand() % 40 + 5) * 1000000L};
+        nanosleep(&ts, NULL);
+        kill(pid, SIGKILL);
+        int status;
+        waitpid(pid, &status, 0);
+        CHECK(WIFSIGNALED(status));
+        int64_t msg[2];
+        while (read(fds[0], msg, sizeof msg) == sizeof msg)
+            if (msg[0] >= 0 && msg[0] < THREADS && msg[1] > acked[msg[0]])
+                acked[msg[0]] = msg[1];
+        close(fds[0]);
+        int ok = verify_threads(counts);
+        CHECK(ok);
+        for (int i = 0; i < THREADS; i++) {
+            CHECK(counts[i] >= acked[i]); /* every acknowledged commit is there */
+            acked[i] = counts[i];
+        }
+        if (!ok)
+            break;
+    }
+    fprintf(stderr, "threads committed %lld, %lld, %lld keys across %d kills\n", (long long)counts[0],
+            (long long)counts[1], (long long)counts[2], rounds);
+    CHECK(counts[0] > 0 && counts[1] > 0 && counts[2] > 0);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup failed\n");
+}
+
 int main(void)
 {
     RUN(kill_nine_loop);
+    RUN(kill_nine_while_threads_commit);
     TEST_EXIT();
 }
