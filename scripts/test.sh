@@ -8,6 +8,7 @@
 #   gcc        Release build with gcc (-Wall -Wextra -Werror), ctest
 #   clang      the same with clang
 #   asan       AddressSanitizer + UBSan build (gcc), ctest
+#   fuzz       libFuzzer runs of the decoders (scripts/fuzz.sh, clang)
 #   tsan       ThreadSanitizer build (gcc), ctest -L concurrency
 #              (tests/unit/test_concurrency*.c, test_mt*.c)
 #   py         pip install . ; pytest tests/python
@@ -33,7 +34,7 @@ set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$SOP_ROOT" || exit 1
 
-ALL_STEPS=(gcc clang asan tsan py py-asan py-tsan symbols)
+ALL_STEPS=(gcc clang asan tsan fuzz py py-asan py-tsan symbols)
 if [ $# -gt 0 ]; then STEPS=("$@"); else STEPS=("${ALL_STEPS[@]}"); fi
 for s in "${STEPS[@]}"; do
     case " ${ALL_STEPS[*]} " in *" $s "*) ;; *) die "unknown step '$s' (steps: ${ALL_STEPS[*]})" ;; esac
@@ -205,6 +206,10 @@ fi
 # ---- 5. Python package ---------------------------------------------------------------
 # --no-build-isolation: setup.sh installed the build backend; this keeps the
 # build incremental (build/py-*) and needs no download.
+if wanted fuzz; then
+    run_step "fuzz" bash "$SOP_ROOT/scripts/fuzz.sh"
+fi
+
 if wanted py || wanted symbols; then
     if run_step "pip install ." "$PY" -m pip install -q --no-build-isolation "$SOP_ROOT"; then
         wanted py && run_pytest "pytest" -- tests/python

@@ -315,11 +315,14 @@ int cat_apply(const catalog *old, uint64_t seq, const unsigned char *ops, size_t
             size_t i = 0;
             while (i < c->n && c->e[i].def->id != id)
                 i++;
-            if (r.bad || i == c->n || (delta < 0 && (uint64_t)(-delta) > c->e[i].count)) {
+            /* unsigned arithmetic: damaged input must not overflow */
+            uint64_t mag = delta < 0 ? (uint64_t)0 - (uint64_t)delta : (uint64_t)delta;
+            if (r.bad || i == c->n || (delta < 0 && mag > c->e[i].count) ||
+                (delta > 0 && c->e[i].count > UINT64_MAX - mag)) {
                 r.bad = 1;
                 break;
             }
-            c->e[i].count = (uint64_t)((int64_t)c->e[i].count + delta);
+            c->e[i].count = delta < 0 ? c->e[i].count - mag : c->e[i].count + mag;
             c->e[i].last_mod = seq;
         } else {
             r.bad = 1;
