@@ -15,6 +15,7 @@
 #define LOG_ROTATE_DEFAULT (64u << 20) /* start a new log file beyond this */
 #define TEMP_LID_BIT (1ull << 63)     /* lids allocated inside a transaction */
 #define PIN_RING 256
+#define READER_SLOTS 256 /* processes that can have one database open at once */
 
 typedef struct pending_pub {
     uint64_t seq;
@@ -28,6 +29,8 @@ struct sop_env {
     uint64_t rotate_bytes;     /* sop_env_options.log_file_bytes */
     sop_file *lock_file;       /* flock: the cross-process commit lock */
     sop_file *ckpt_lock_file;  /* flock: one checkpoint writer at a time */
+    sop_file *readers_file;    /* sop.readers: the snapshot table of all processes */
+    int reader_slot;           /* our slot in it, -1 before readers_open */
     pthread_mutex_t ckpt_mu;
     unsigned char dbid[16];
 
@@ -164,6 +167,12 @@ int env_open_log(sop_env *env, uint32_t no, int create);
 int files_reserve_public(sop_env *env, uint32_t no);
 int env_write_batch(sop_env *env, sbuf *b, const log_commit *c, uint64_t *base); /* commit_mu held */
 int env_sync_upto(sop_env *env, uint64_t seq);
+
+/* readers.c: the snapshot table shared between processes */
+int readers_open(sop_env *env);
+void readers_close(sop_env *env);
+int readers_publish(sop_env *env, uint64_t seq); /* 0 = no snapshot */
+int readers_min(sop_env *env, uint64_t *min_seq); /* lower *min_seq to other processes' oldest */
 
 /* reclaim.c: checkpoints, compaction of log files, deletion of dead files */
 int ckpt_load(sop_env *env, int *found);

@@ -258,6 +258,11 @@ static int catch_up(sop_env *env, int locked)
             env->file_end[env->cur_file] = end;
             if (env->seq_last != before) {
                 pthread_mutex_lock(&env->mu);
+                /* other processes' batches are written; our next fsync covers them */
+                if (env->written_seq < env->seq_last)
+                    env->written_seq = env->seq_last;
+                if (!env->unsynced_lo)
+                    env->unsynced_lo = env->cur_file;
                 int prc = push_pending(env, env->seq_last, env->seq_cat);
                 publish_upto(env, env->seq_last);
                 pthread_mutex_unlock(&env->mu);
@@ -474,6 +479,8 @@ void env_txn_unregister(sop_env *env, sop_txn *t)
         env->active_tail = t->prev;
     env->nactive--;
     uint64_t min_snap = env->active_head ? env->active_head->snap : env->pub_seq;
+    if (was_oldest)
+        readers_publish(env, env->active_head ? env->active_head->snap : 0);
     pthread_mutex_unlock(&env->mu);
     cat_unref(t->cat);
     if (was_oldest)
@@ -631,6 +638,7 @@ int env_open_with_io(const char *path, const sop_env_options *opts, const sop_io
     pthread_cond_init(&env->cond, NULL);
     env->next_lid = 1;
     env->next_store_id = 1;
+    env->reader_slot = -1;
     int rc;
     char *lockp = NULL;
     env->path = sop_strdup(path);
@@ -673,6 +681,7 @@ int env_open_with_io(const char *path, const sop_env_options *opts, const sop_io
     SOP_KEEP_FIRST(rc, env->lock_file->io->unlock(env->lock_file));
     if (rc)
         goto fail;
+    SOP_CHECK(readers_open(env));
     env->pub_seq = env->durable_seq = env->written_seq = env->seq_last;
     env->maint_log_bytes = env->ckpt_log_bytes = env->log_bytes;
     env->pub_cat = env->seq_cat;
@@ -712,6 +721,7 @@ int sop_env_close(sop_env *env)
         env->lock_file->io->close(env->lock_file);
     if (env->ckpt_lock_file)
         env->ckpt_lock_file->io->close(env->ckpt_lock_file);
+    readers_close(env);
     pthread_mutex_destroy(&env->ckpt_mu);
     for (size_t i = 0; i < env->npending; i++)
         cat_unref(env->pending[i].cat);

@@ -45,6 +45,13 @@ struct sop_io {
     int (*exists)(const sop_io *io, const char *path);
     /* Name of the file system type of path (e.g. "ext4", "nfs"), into out. */
     int (*fs_type)(const sop_io *io, const char *path, char *out, size_t n);
+    /* Byte-range lock owned by this open file (not the process), released by
+     * the kernel when the owner dies: SOP_OK, or SOP_BUSY if someone else
+     * holds a conflicting lock.  Never waits. */
+    int (*lock_range)(sop_file *f, uint64_t off, uint64_t len);
+    /* 1 if another open file holds a lock on part of the range, 0 if not,
+     * negative -rc on error. */
+    int (*range_locked)(sop_file *f, uint64_t off, uint64_t len);
 };
 
 /** The POSIX implementation (static storage). */

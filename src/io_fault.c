@@ -267,6 +267,17 @@ static int f_fs_type(const sop_io *io, const char *path, char *out, size_t n)
     return f->inner->fs_type(f->inner, path, out, n);
 }
 
+static int f_lock_range(sop_file *file, uint64_t off, uint64_t len)
+{
+    ffile *ff = (ffile *)file;
+    return ff->inner->io->lock_range(ff->inner, off, len);
+}
+static int f_range_locked(sop_file *file, uint64_t off, uint64_t len)
+{
+    ffile *ff = (ffile *)file;
+    return ff->inner->io->range_locked(ff->inner, off, len);
+}
+
 io_fault *io_fault_new(const sop_io *inner)
 {
     io_fault *f = sop_calloc(1, sizeof *f);
@@ -275,7 +286,8 @@ io_fault *io_fault_new(const sop_io *inner)
     f->inner = inner;
     f->io = (sop_io){1,       f,        f_open,     f_close,  f_pread,  f_pwrite,
                      f_sync,  f_truncate, f_size,   f_lock,   f_unlock, f_unlink,
-                     f_rename, f_mkdir, f_sync_dir, f_list,   f_exists, f_fs_type};
+                     f_rename, f_mkdir, f_sync_dir, f_list,   f_exists, f_fs_type,
+                     f_lock_range, f_range_locked};
     return f;
 }
 

@@ -256,9 +256,40 @@ static int p_fs_type(const sop_io *io, const char *path, char *out, size_t n)
     return SOP_OK;
 }
 
+static int p_lock_range(sop_file *file, uint64_t off, uint64_t len)
+{
+    posix_file *f = (posix_file *)file;
+    struct flock fl;
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = (off_t)off;
+    fl.l_len = (off_t)len;
+    if (fcntl(f->fd, F_OFD_SETLK, &fl) != 0) {
+        if (errno == EAGAIN || errno == EACCES)
+            return SOP_BUSY;
+        return io_error("lock range of", file->path, errno);
+    }
+    return SOP_OK;
+}
+
+static int p_range_locked(sop_file *file, uint64_t off, uint64_t len)
+{
+    posix_file *f = (posix_file *)file;
+    struct flock fl;
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = (off_t)off;
+    fl.l_len = (off_t)len;
+    if (fcntl(f->fd, F_OFD_GETLK, &fl) != 0)
+        return -io_error("test lock of", file->path, errno);
+    return fl.l_type != F_UNLCK;
+}
+
 static const sop_io posix_io = {
     1, NULL, p_open, p_close, p_pread, p_pwrite, p_sync, p_truncate, p_size, p_lock, p_unlock,
-    p_unlink, p_rename, p_mkdir, p_sync_dir, p_list, p_exists, p_fs_type,
+    p_unlink, p_rename, p_mkdir, p_sync_dir, p_list, p_exists, p_fs_type, p_lock_range, p_range_locked,
 };
 
 const sop_io *sop_io_posix(void)

@@ -123,9 +123,19 @@ static int capture_entry(void *arg, uint64_t lid, uint64_t loc, uint32_t len)
     return c->regs.err;
 }
 
-/* Delete log files nothing needs any more (ckpt_mu held). */
+/* Delete log files nothing needs any more (ckpt_mu held): unreferenced by
+ * this process's versions and by the checkpoint, and every snapshot of every
+ * process is at or past that checkpoint. */
 static void delete_dead_files(sop_env *env)
 {
+    uint64_t min_seq = env->ckpt_seq;
+    if (readers_min(env, &min_seq) != SOP_OK || min_seq < env->ckpt_seq)
+        return; /* another process still reads older state */
+    pthread_mutex_lock(&env->mu);
+    int local_old = env->active_head && env->active_head->snap < env->ckpt_seq;
+    pthread_mutex_unlock(&env->mu);
+    if (local_old)
+        return;
     for (;;) {
         pthread_rwlock_wrlock(&env->files_lock);
         uint32_t f = env->first_file;

@@ -368,6 +368,12 @@ int sop_txn_begin(sop_env *env, int mode, uint64_t max_time_ms, sop_txn **out)
     t->io.alloc = io_alloc;
     t->io.release = io_release;
     t->io.on_read = NULL;
+    /* a first snapshot: announce it to other processes before catching up,
+     * with a value that is never above the snapshot taken after it */
+    pthread_mutex_lock(&env->mu);
+    if (!env->active_head)
+        readers_publish(env, env->pub_seq ? env->pub_seq : 1);
+    pthread_mutex_unlock(&env->mu);
     pthread_mutex_lock(&env->commit_mu);
     int rc = env_catch_up(env);
     pthread_mutex_unlock(&env->commit_mu);
