@@ -7,9 +7,12 @@
  *    commits.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <signal.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -194,8 +197,213 @@ TEST(writers_in_two_processes_merge)
         fprintf(stderr, "cleanup failed\n");
 }
 
+/* ---- the bank across processes, with SIGKILLs ---- */
+#define ACCOUNTS 40
+#define START 1000
+
+typedef struct bank_worker {
+    sop_env *env;
+    int fd;
+    int64_t id_base;
+} bank_worker;
+
+static pthread_mutex_t ack_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static long balance_of(sop_store *s, sop_keybuf *kb, int a, int *rc)
+{
+    sop_val k = ikey(kb, a), v;
+    *rc = sop_get(s, &k, NULL, &v, NULL);
+    if (*rc != SOP_OK)
+        return 0;
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.*s", (int)v.size, (const char *)v.data);
+    return atol(buf);
+}
+
+static void *bank_thread(void *arg)
+{
+    bank_worker *w = arg;
+    sop_keybuf kb;
+    sop_key_init(&kb);
+    unsigned seed = (unsigned)(w->id_base ^ (int64_t)getpid());
+    for (int64_t n = 0;; n++) {
+        int64_t id = w->id_base + n;
+        int from = rand_r(&seed) % ACCOUNTS, to = (from + 1 + rand_r(&seed) % (ACCOUNTS - 1)) % ACCOUNTS;
+        long amount = rand_r(&seed) % 20;
+        int rc;
+        do {
+            sop_txn *t;
+            sop_store *acc, *led;
+            if (sop_txn_begin(w->env, SOP_TXN_WRITE, 0, &t) || sop_store_open(t, "acc", NULL, &acc) ||
+                sop_store_open(t, "ledger", NULL, &led))
+                _exit(10);
+            int r1, r2;
+            long fb = balance_of(acc, &kb, from, &r1), tb = balance_of(acc, &kb, to, &r2);
+            if (r1 || r2)
+                _exit(11);
+            char b1[32], b2[32], entry[64];
+            snprintf(b1, sizeof b1, "%ld", fb - amount);
+            snprintf(b2, sizeof b2, "%ld", tb + amount);
+            snprintf(entry, sizeof entry, "%d>%d:%ld", from, to, amount);
+            sop_val kf = ikey(&kb, from), vf = {strlen(b1), b1};
+            if (sop_update(acc, &kf, NULL, &vf))
+                _exit(12);
+            sop_val kt = ikey(&kb, to), vt = {strlen(b2), b2};
+            if (sop_update(acc, &kt, NULL, &vt))
+                _exit(13);
+            sop_val kl = ikey(&kb, id), vl = {strlen(entry), entry};
+            if (sop_add(led, &kl, NULL, &vl, NULL))
+                _exit(14);
+            rc = sop_txn_commit(t);
+        } while (rc == SOP_CONFLICT);
+        if (rc != SOP_OK)
+            _exit(15);
+        pthread_mutex_lock(&ack_mu);
+        if (write(w->fd, &id, sizeof id) != sizeof id)
+            _exit(16);
+        pthread_mutex_unlock(&ack_mu);
+    }
+    return NULL;
+}
+
+static pid_t start_bank_worker(int fd, int64_t id_base)
+{
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    sop_env *env;
+    sop_env_options o = {0, 0, 256u << 10}; /* durable commits */
+    if (sop_env_open(dir, &o, &env) != SOP_OK)
+        _exit(9);
+    bank_worker w[2] = {{env, fd, id_base}, {env, fd, id_base + 500000}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, bank_thread, &w[i]);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    _exit(0);
+}
+
+TEST(bank_across_processes_with_kills)
+{
+    snprintf(dir, sizeof dir, "/tmp/sop_mpbank_XXXXXX");
+    REQUIRE(mkdtemp(dir));
+    sop_env *env;
+    CHECK_RC(sop_env_open(dir, &opts, &env), SOP_OK);
+    {
+        sop_keybuf kb;
+        sop_key_init(&kb);
+        sop_txn *t;
+        sop_store *acc, *led;
+        sop_store_options o;
+        memset(&o, 0, sizeof o);
+        o.slot_length = 8;
+        o.is_unique = 1;
+        sop_txn_begin(env, SOP_TXN_WRITE, 0, &t);
+        sop_store_open(t, "acc", &o, &acc);
+        sop_store_open(t, "ledger", &o, &led);
+        for (int a = 0; a < ACCOUNTS; a++) {
+            sop_val k = ikey(&kb, a), v = {4, "1000"};
+            sop_add(acc, &k, NULL, &v, NULL);
+        }
+        CHECK_RC(sop_txn_commit(t), SOP_OK);
+        sop_key_free(&kb);
+    }
+    sop_env_close(env);
+    int want = getenv("SOP_SANITIZER") ? 800 : 5000;
+    int fds[2];
+    REQUIRE(pipe(fds) == 0);
+    pid_t workers[4];
+    int64_t gen = 1;
+    for (int i = 0; i < 4; i++)
+        workers[i] = start_bank_worker(fds[1], (gen++) * 1000000);
+    /* acknowledged ids, read as they come; kill a random worker now and then */
+    int64_t *acked = malloc(sizeof(int64_t) * 2000000);
+    size_t nacked = 0;
+    int kills = 0;
+    unsigned seed = 7;
+    uint64_t deadline = (uint64_t)time(NULL) + 240;
+    while ((int)nacked < want && (uint64_t)time(NULL) < deadline) {
+        struct timespec ts = {0, (long)(20 + rand_r(&seed) % 80) * 1000000L};
+        nanosleep(&ts, NULL);
+        int v = rand_r(&seed) % 4;
+        kill(workers[v], SIGKILL);
+        waitpid(workers[v], NULL, 0);
+        kills++;
+        workers[v] = start_bank_worker(fds[1], (gen++) * 1000000);
+        /* drain what arrived */
+        int64_t id;
+        int flags = fcntl(fds[0], F_GETFL);
+        fcntl(fds[0], F_SETFL, flags | O_NONBLOCK);
+        while (read(fds[0], &id, sizeof id) == sizeof id)
+            acked[nacked++] = id;
+        fcntl(fds[0], F_SETFL, flags);
+    }
+    for (int i = 0; i < 4; i++) {
+        kill(workers[i], SIGKILL);
+        waitpid(workers[i], NULL, 0);
+    }
+    close(fds[1]);
+    int64_t id;
+    while (read(fds[0], &id, sizeof id) == sizeof id)
+        acked[nacked++] = id;
+    close(fds[0]);
+    fprintf(stderr, "%zu acknowledged transfers, %d processes killed\n", nacked, kills);
+    CHECK((int)nacked >= want);
+
+    /* money conserved; balances follow the ledger; every ack is in it */
+    CHECK_RC(sop_env_open(dir, &opts, &env), SOP_OK);
+    CHECK_RC(sop_env_check(env, NULL), SOP_OK);
+    sop_keybuf kb;
+    sop_key_init(&kb);
+    sop_txn *t;
+    sop_store *acc, *led;
+    CHECK_RC(sop_txn_begin(env, SOP_TXN_READ, 0, &t), SOP_OK);
+    CHECK_RC(sop_store_open(t, "acc", NULL, &acc), SOP_OK);
+    CHECK_RC(sop_store_open(t, "ledger", NULL, &led), SOP_OK);
+    long net[ACCOUNTS] = {0}, total = 0;
+    sop_cursor *c;
+    sop_cursor_open(led, &c);
+    for (int rc = sop_cursor_first(c); rc == SOP_OK; rc = sop_cursor_next(c)) {
+        sop_val v;
+        sop_cursor_get(c, NULL, NULL, &v, NULL);
+        char buf[64];
+        snprintf(buf, sizeof buf, "%.*s", (int)v.size, (const char *)v.data);
+        int from, to;
+        long amount;
+        if (sscanf(buf, "%d>%d:%ld", &from, &to, &amount) == 3) {
+            net[from] -= amount;
+            net[to] += amount;
+        }
+    }
+    int rc = SOP_OK, balances_ok = 1, missing = 0;
+    for (int a = 0; a < ACCOUNTS; a++) {
+        long b = balance_of(acc, &kb, a, &rc);
+        total += b;
+        if (b != START + net[a])
+            balances_ok = 0;
+    }
+    CHECK(total == (long)ACCOUNTS * START);
+    CHECK(balances_ok);
+    for (size_t i = 0; i < nacked; i++) {
+        sop_val k = ikey(&kb, acked[i]), v;
+        if (sop_get(led, &k, NULL, &v, NULL) != SOP_OK)
+            missing++;
+    }
+    CHECK(missing == 0);
+    sop_txn_abort(t);
+    sop_env_close(env);
+    sop_key_free(&kb);
+    free(acked);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup failed\n");
+}
+
 int main(void)
 {
+    RUN(bank_across_processes_with_kills);
     RUN(long_reader_in_another_process);
     RUN(writers_in_two_processes_merge);
     TEST_EXIT();

@@ -1,0 +1,54 @@
+"""Several processes on one Standalone database folder, no Redis: the
+cookbook's swarm section with its option A, changed only to use
+multiprocessing instead of threads, ends with every item present."""
+
+import multiprocessing
+import random
+import time
+
+import pytest
+
+from sop import Context, Database, DatabaseOptions, DatabaseType, Item
+
+
+def worker(folder, thread_id, items_per_thread):
+    # The cookbook's worker, in a process of its own.
+    ctx = Context()
+    db = Database(DatabaseOptions(stores_folders=[folder], type=DatabaseType.Standalone))
+    retry_count = 0
+    committed = False
+    while not committed and retry_count < 10:
+        try:
+            with db.begin_transaction(ctx) as t:
+                btree = db.open_btree(ctx, "concurrent_tree", t)
+                for j in range(items_per_thread):
+                    key = (thread_id * items_per_thread) + j
+                    btree.add(ctx, Item(key=key, value=f"Thread {thread_id} - Item {j}"))
+            committed = True
+        except Exception:
+            retry_count += 1
+            time.sleep(random.random() * 0.5)
+    if not committed:
+        raise SystemExit(1)
+
+
+@pytest.mark.concurrency
+def test_swarm_with_processes(tmp_path):
+    folder = str(tmp_path / "sop_swarm")
+    ctx = Context()
+    db = Database(DatabaseOptions(stores_folders=[folder], type=DatabaseType.Standalone))
+    with db.begin_transaction(ctx) as t:
+        btree = db.new_btree(ctx, "concurrent_tree", t)
+        btree.add(ctx, Item(key=-1, value="Root Seed"))
+    mp = multiprocessing.get_context("spawn")
+    procs = [mp.Process(target=worker, args=(folder, i, 100)) for i in range(5)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    with db.begin_transaction(ctx) as t:
+        btree = db.open_btree(ctx, "concurrent_tree", t)
+        assert btree.count() == 501
+        for key in range(-1, 500):
+            assert btree.find(ctx, key)
