@@ -250,7 +250,7 @@ static int catch_up(sop_env *env, int locked)
             uint64_t before = env->seq_last, end;
             int torn;
             apply_ctx a = {env, env->cur_file};
-            rc = log_scan(f, env->log_end, apply_commit, &a, &end, &torn);
+            rc = log_scan(f, env->log_end, locked ? env->seq_last : UINT64_MAX, apply_commit, &a, &end, &torn);
             pthread_mutex_lock(&env->mu);
             env->log_bytes += end - env->log_end;
             pthread_mutex_unlock(&env->mu);
@@ -586,7 +586,7 @@ static int recover(sop_env *env)
         }
         apply_ctx a = {env, no};
         uint64_t start = no == env->ckpt_file ? env->ckpt_off : LOG_FILE_HEADER;
-        if ((rc = log_scan(f, start, apply_commit, &a, &end, &torn)) != SOP_OK)
+        if ((rc = log_scan(f, start, env->seq_last, apply_commit, &a, &end, &torn)) != SOP_OK)
             return rc;
         if (torn && no != range[1])
             return SOP_CORRUPT_AT("%s: log file %u is damaged at offset %llu and newer files exist",

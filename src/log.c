@@ -338,14 +338,18 @@ static int damage_is_corruption(sop_file *f, uint64_t from, uint64_t size, uint6
     return 0;
 }
 
-int log_scan(sop_file *f, uint64_t start, int (*fn)(void *, const log_commit *, uint64_t, uint64_t),
-             void *arg, uint64_t *end, int *torn)
+int log_scan(sop_file *f, uint64_t start, uint64_t prev_seq,
+             int (*fn)(void *, const log_commit *, uint64_t, uint64_t), void *arg, uint64_t *end,
+             int *torn)
 {
     uint64_t size;
     int rc = f->io->size(f, &size);
     if (rc)
         return rc;
-    uint64_t off = start, last_seq = 0;
+    /* prev_seq UINT64_MAX: the caller may not judge damage (another process
+     * may be writing the tail right now): just stop there */
+    int judge = prev_seq != UINT64_MAX;
+    uint64_t off = start, last_seq = judge ? prev_seq : 0;
     unsigned char *buf = NULL;
     size_t cap = 0;
     *torn = 0;
@@ -355,7 +359,7 @@ int log_scan(sop_file *f, uint64_t start, int (*fn)(void *, const log_commit *, 
         rc = read_batch(f, off, size, &buf, &cap, &c, &len);
         if (rc == SOP_NOTFOUND) {
             rc = SOP_OK;
-            if (last_seq && damage_is_corruption(f, off + 1, size, last_seq + 1, &buf, &cap))
+            if (judge && damage_is_corruption(f, off + 1, size, last_seq + 1, &buf, &cap))
                 rc = SOP_CORRUPT_AT("%s offset %llu: commit %llu is damaged, and later commits "
                                     "show it had been made durable",
                                     f->path, (unsigned long long)off, (unsigned long long)(last_seq + 1));

@@ -103,13 +103,15 @@ int log_read_blob(sop_file *f, uint64_t off, uint64_t lid, uint32_t len, unsigne
 int log_read_blob_kind(sop_file *f, uint64_t off, uint64_t lid, uint32_t len, unsigned char **payload,
                        int *kind);
 
-/* Scan a file from `start`: for each valid batch call fn(arg, commit, batch_off, batch_len).
+/* Scan a file from `start` (prev_seq: the last commit before it, or UINT64_MAX
+ * when damage must not be judged because another process may be appending): for each valid batch call fn(arg, commit, batch_off, batch_len).
  * Stops at the first invalid or incomplete batch and returns its offset in *end
  * (the end of valid data).  *torn is set when bytes follow that are not a valid batch:
  * a write that never completed.  If a valid batch further on says the damaged one
  * had already been made durable, it is corruption instead: SOP_CORRUPT. */
-int log_scan(sop_file *f, uint64_t start, int (*fn)(void *arg, const log_commit *c, uint64_t off, uint64_t len),
-             void *arg, uint64_t *end, int *torn);
+int log_scan(sop_file *f, uint64_t start, uint64_t prev_seq,
+             int (*fn)(void *arg, const log_commit *c, uint64_t off, uint64_t len), void *arg,
+             uint64_t *end, int *torn);
 
 /* Parse a trailer (crc verified). */
 int log_parse_trailer(const unsigned char *t, size_t n, log_commit *c, const char *path, uint64_t off);

@@ -189,6 +189,15 @@ class Database:
         except _sop.StoreNotFoundError:
             pass
 
+    def check(self, ctx=None) -> None:
+        """Integrity check of the whole database (the same as `sop check
+        PATH`): every store's tree and every stored blob.  Raises
+        sop.CorruptionError with a report naming the file and object of each
+        problem; returns None when the database is clean."""
+        if ctx is not None:
+            _check_ctx(ctx)
+        self._ensure().check()
+
     def close(self) -> None:
         """Close the shared native database of this folder (open
         transactions are rolled back).  The Database reopens on next use."""
