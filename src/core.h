@@ -42,6 +42,7 @@ struct sop_env {
     uint64_t *file_end;        /* end of valid data of each file */
     uint64_t *file_live;       /* bytes of blobs some version still references */
     unsigned char *file_ckref; /* referenced by the durable checkpoint */
+    uint64_t *file_dead_seq;   /* checkpoint seq from which nothing can read the file */
     uint32_t nfiles_cap;
     uint32_t first_file;       /* oldest file still present */
     /* checkpoint */
@@ -50,6 +51,7 @@ struct sop_env {
     uint64_t ckpt_off;         /* ... at this offset */
     uint64_t maint_log_bytes;  /* log_bytes at the last maintenance pass */
     uint64_t ckpt_log_bytes;   /* log_bytes at the last checkpoint */
+    uint64_t maint_tries;      /* commits that found the log mostly dead */
     uint32_t cur_file;
     uint64_t log_end;          /* end of applied/written data in cur_file */
     uint64_t log_bytes;        /* total bytes in log files */

@@ -47,12 +47,14 @@ static int files_reserve(sop_env *env, uint32_t no)
         ncap *= 2;
     sop_file **nf = sop_calloc(ncap, sizeof *nf);
     uint64_t *ne = sop_calloc(ncap, sizeof *ne), *nl = sop_calloc(ncap, sizeof *nl);
+    uint64_t *nd = sop_calloc(ncap, sizeof *nd);
     unsigned char *nr = sop_calloc(ncap, 1);
-    if (!nf || !ne || !nl || !nr) {
+    if (!nf || !ne || !nl || !nr || !nd) {
         sop_free(nf);
         sop_free(ne);
         sop_free(nl);
         sop_free(nr);
+        sop_free(nd);
         return sop_report(SOP_NOMEM, "log file table");
     }
     pthread_rwlock_wrlock(&env->files_lock);
@@ -61,7 +63,10 @@ static int files_reserve(sop_env *env, uint32_t no)
         memcpy(ne, env->file_end, env->nfiles_cap * sizeof *ne);
         memcpy(nl, env->file_live, env->nfiles_cap * sizeof *nl);
         memcpy(nr, env->file_ckref, env->nfiles_cap);
+        memcpy(nd, env->file_dead_seq, env->nfiles_cap * sizeof *nd);
     }
+    sop_free(env->file_dead_seq);
+    env->file_dead_seq = nd;
     sop_free(env->files);
     sop_free(env->file_end);
     sop_free(env->file_live);
@@ -716,6 +721,7 @@ int sop_env_close(sop_env *env)
     sop_free(env->file_end);
     sop_free(env->file_live);
     sop_free(env->file_ckref);
+    sop_free(env->file_dead_seq);
     pthread_rwlock_destroy(&env->files_lock);
     if (env->lock_file)
         env->lock_file->io->close(env->lock_file);
@@ -1062,10 +1068,7 @@ int env_commit(sop_txn *t)
     sop_free(bnodes);
     txn_free_merge(mt);
     /* DURABLE, then PUBLISHED */
-    rc = env_sync_upto(env, seq);
-    if (rc == SOP_OK)
-        env_maintain(env, 0); /* reclaiming space is not this commit's failure */
-    return rc;
+    return env_sync_upto(env, seq);
 
 fail:
 out:

@@ -125,22 +125,21 @@ static int capture_entry(void *arg, uint64_t lid, uint64_t loc, uint32_t len)
 
 /* Delete log files nothing needs any more (ckpt_mu held): unreferenced by
  * this process's versions and by the checkpoint, and every snapshot of every
- * process is at or past that checkpoint. */
+ * process is at or past the first checkpoint that stopped referring to the
+ * file (such a snapshot reads only newer versions, which live elsewhere). */
 static void delete_dead_files(sop_env *env)
 {
-    uint64_t min_seq = env->ckpt_seq;
-    if (readers_min(env, &min_seq) != SOP_OK || min_seq < env->ckpt_seq)
-        return; /* another process still reads older state */
     pthread_mutex_lock(&env->mu);
-    int local_old = env->active_head && env->active_head->snap < env->ckpt_seq;
+    uint64_t min_seq = env->active_head ? env->active_head->snap : UINT64_MAX;
     pthread_mutex_unlock(&env->mu);
-    if (local_old)
+    if (readers_min(env, &min_seq) != SOP_OK)
         return;
     for (;;) {
         pthread_rwlock_wrlock(&env->files_lock);
         uint32_t f = env->first_file;
         int dead = f && f < env->ckpt_file && f < env->cur_file && env->files[f] &&
-                   !env->file_live[f] && !env->file_ckref[f];
+                   !env->file_live[f] && !env->file_ckref[f] && env->file_dead_seq[f] &&
+                   env->file_dead_seq[f] <= min_seq;
         sop_file *file = NULL;
         uint64_t size = 0;
         if (dead) {
@@ -247,8 +246,15 @@ int ckpt_write(sop_env *env)
     env->ckpt_seq = seq;
     env->ckpt_file = file;
     env->ckpt_off = off;
-    for (uint32_t i = 0; i < env->nfiles_cap; i++)
+    for (uint32_t i = 0; i < env->nfiles_cap; i++) {
         env->file_ckref[i] = i < cap.nrefs ? cap.refs[i] : 0;
+        /* the first checkpoint that no longer refers to a dead file */
+        if (!env->file_ckref[i] && !env->file_dead_seq[i] && env->files[i] && i < file &&
+            !__atomic_load_n(&env->file_live[i], __ATOMIC_RELAXED))
+            env->file_dead_seq[i] = seq;
+        if (env->file_ckref[i] || __atomic_load_n(&env->file_live[i], __ATOMIC_RELAXED))
+            env->file_dead_seq[i] = 0;
+    }
     pthread_rwlock_unlock(&env->files_lock);
     pthread_mutex_lock(&env->mu);
     env->ckpt_log_bytes = env->log_bytes;
@@ -391,9 +397,15 @@ done:
 
 int env_maintain(sop_env *env, int force)
 {
+    /* also due when most of the log became dead (a large delete, say) */
+    env_prune(env);
+    reg_stats rs;
+    reg_stat(env->reg, &rs);
     pthread_mutex_lock(&env->mu);
     int due = force || env->log_bytes - env->maint_log_bytes > (env->rotate_bytes / 4) ||
-              env->log_bytes < env->maint_log_bytes;
+              env->log_bytes < env->maint_log_bytes ||
+              (env->log_bytes > rs.live_bytes * 2 + env->rotate_bytes &&
+               env->cur_file > env->first_file && (++env->maint_tries % 16) == 1);
     if (due)
         env->maint_log_bytes = env->log_bytes;
     uint64_t since_ckpt = env->log_bytes - SOP_MIN(env->ckpt_log_bytes, env->log_bytes);

@@ -479,7 +479,10 @@ int sop_txn_commit(sop_txn *t)
         rc = sop_report(SOP_TIMEOUT, "transaction exceeded its max_time; it was rolled back");
     else
         rc = env_commit(t);
+    sop_env *env = t->env;
     txn_end(t);
+    if (rc == SOP_OK)
+        env_maintain(env, 0); /* after the snapshot is released; not this commit's failure */
     return rc;
 }
 
