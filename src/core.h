@@ -15,6 +15,7 @@
 #define LOG_ROTATE_DEFAULT (64u << 20) /* start a new log file beyond this */
 #define TEMP_LID_BIT (1ull << 63)     /* lids allocated inside a transaction */
 #define PIN_RING 256
+#define RECENT_NODES 256
 #define READER_SLOTS 256 /* processes that can have one database open at once */
 
 typedef struct pending_pub {
@@ -150,6 +151,10 @@ struct sop_txn {
     unsigned char *vbuf;   /* the last value read from disk (results borrow it) */
     size_t vbuf_len;
     node *pins[PIN_RING];
+    /* snapshot nodes looked up recently (direct-mapped, referenced): a scan
+     * re-reads its leaf without touching the shared registry */
+    uint64_t recent_lid[RECENT_NODES];
+    node *recent[RECENT_NODES];
     unsigned pin_pos;
     unsigned op_count;
     char errmsg[512];

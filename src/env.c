@@ -792,7 +792,7 @@ static int sync_upto(sop_env *env, uint64_t seq, uint64_t *durable, uint64_t *wr
             break;
         }
         if (target > *durable)
-            *durable = target;
+            __atomic_store_n(durable, target, __ATOMIC_RELAXED); /* also read without mu */
         publish_upto(env, *durable);
         pthread_cond_broadcast(&env->cond);
     }

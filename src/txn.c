@@ -205,10 +205,23 @@ static int io_get(void *arg, uint64_t lid, node **out)
     }
     if (lid & TEMP_LID_BIT)
         return SOP_CORRUPT_AT("transaction node %llu vanished", (unsigned long long)lid);
+    unsigned h = (unsigned)((lid * 0x9E3779B97F4A7C15ull) >> 56) % RECENT_NODES;
+    if (t->recent_lid[h] == lid && t->recent[h]) {
+        n = t->recent[h];
+        node_ref(n);
+        pin(t, n);
+        *out = n;
+        return SOP_OK;
+    }
     int rc = env_read_node(t->env, lid, t->snap, &n);
     if (rc != SOP_OK)
         return txn_fail(t, rc);
     pin(t, n);
+    node_ref(n);
+    if (t->recent[h])
+        node_unref(t->recent[h]);
+    t->recent[h] = n;
+    t->recent_lid[h] = lid;
     *out = n;
     return SOP_OK;
 }
@@ -417,6 +430,8 @@ void txn_end(sop_txn *t)
     sop_free(t->vbuf);
     for (unsigned i = 0; i < PIN_RING; i++)
         node_unref(t->pins[i]);
+    for (unsigned i = 0; i < RECENT_NODES; i++)
+        node_unref(t->recent[i]);
     if (!t->is_merge)
         env_txn_unregister(t->env, t);
     sop_free(t);
