@@ -488,6 +488,68 @@ SOP_API int sop_doc_validate(const void *doc, size_t size);
 SOP_API int sop_doc_to_json(const void *doc, size_t size, char **json, size_t *json_len);
 
 /* ------------------------------------------------------------------------
+ * Key documents and index specifications.
+ *
+ * A store of "complex" keys (is_primitive_key = 0) keeps, for every item, a
+ * key document: a sopdoc map of field names to values (a record, a Python
+ * dict or dataclass).  Its order key is built from the document by an index
+ * specification, given at creation in sop_store_options.index_spec and kept
+ * with the store (so a reader that opens the store gets it back from
+ * sop_store_get_info()):
+ *
+ *   index_spec = a sopdoc list of [field_name (str), ascending (bool)] pairs,
+ *                e.g. [["region", true], ["department", true], ["id", false]]
+ *                built with sop_doc_list(d, 3); sop_doc_list(d, 2);
+ *                sop_doc_str(d, "region", 6); sop_doc_bool(d, 1); ...
+ *                Names are non-empty and distinct.
+ *   empty      = no bytes (or an empty list): every top-level field of the
+ *                document is a key field, ascending, ordered by field name
+ *                (bytewise, a shorter name first).  The key holds only the
+ *                values, so all keys of such a store should have the same
+ *                field names.
+ *
+ * Fields the specification does not name "ride along": they are kept in the
+ * key document (and may be changed with sop_cursor_update_key) but take no
+ * part in order or uniqueness.  Key field values must be scalars: null, bool,
+ * int64, uint64, double (not NaN), str or bytes; they order as the key
+ * encoder above does (null < bool < number < string < bytes, numbers by
+ * exact value, descending fields reversed).
+ *
+ * Typical use:
+ *     sop_key_from_doc(&spec, doc.data, doc.size, &kb, &used);
+ *     if (used < nfields) ... a missing indexed field: refuse to add;
+ *     sop_add(store, &(sop_val){kb.size, kb.data}, &(sop_val){doc.size, doc.data},
+ *             &value, NULL);
+ * A lookup with a partial document (the leading fields of the spec, e.g.
+ * only "region") gives a prefix key: sop_cursor_find() then positions on
+ * the first item whose key starts with it (compare the first kb.size bytes
+ * of the current key to tell a match), and next() walks the range.
+ * ---------------------------------------------------------------------- */
+
+/**
+ * Build the order key of a key document (appended to kb).
+ * @param index_spec   the store's index spec (see above); NULL or empty =
+ *                     every field by name.
+ * @param doc, n       one sopdoc map (string entries are not checked for
+ *                     UTF-8 here: sop_doc_validate does).
+ * @param[out] fields_used  how many key fields were encoded (may be NULL).
+ *                     With a spec, the key stops at the first field missing
+ *                     from the document (a prefix key): fields_used < the
+ *                     number of spec fields tells a partial key.  Without a
+ *                     spec it is the number of fields of the document.
+ * @return SOP_OK; SOP_BAD_KEY (the document is not a map, a key field is a
+ *         list, map, NaN or an integer beyond 64 bits, or a field name is
+ *         repeated; sop_errmsg() names the field); SOP_INVALID (malformed
+ *         spec or document); SOP_KEY_TOO_LARGE; SOP_NOMEM.  On failure kb is
+ *         left as it was and *fields_used is 0.
+ */
+SOP_API int sop_key_from_doc(const sop_val *index_spec, const void *doc, size_t n,
+                             sop_keybuf *kb, size_t *fields_used);
+/** Check an index spec; *nfields (may be NULL) receives its number of
+ *  fields (0 for an empty spec).  SOP_OK or SOP_INVALID (with a message). */
+SOP_API int sop_index_spec_check(const void *spec, size_t n, size_t *nfields);
+
+/* ------------------------------------------------------------------------
  * Item ids
  * ---------------------------------------------------------------------- */
 /** Format as the canonical 36-char UUID text into out[37]. */

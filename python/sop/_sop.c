@@ -349,7 +349,7 @@ static void env_abort_txns(EnvObject *self)
         TxnObject *t = (TxnObject *)PyList_GET_ITEM(snap, i);
         SOPY_WITH_TXN(t, if (t->txn) {
             sop_txn_abort(t->txn);
-            t->txn = NULL;
+            sopy_txn_set(t, NULL);
         });
         txn_unlink(t);
     }
@@ -438,7 +438,7 @@ static PyObject *Env_begin(EnvObject *self, PyObject *args, PyObject *kw)
         Py_DECREF(t);
         return sopy_raise_err(&err);
     }
-    t->txn = txn;
+    sopy_txn_set(t, txn);
     /* link into the env's list of live transactions */
     t->next = self->txns;
     if (self->txns)
@@ -645,7 +645,7 @@ static void Txn_dealloc(TxnObject *self)
     /* Nothing else references us, so no other thread holds the lock. */
     if (self->txn) {
         sop_txn_abort(self->txn);
-        self->txn = NULL;
+        sopy_txn_set(self, NULL);
     }
     txn_unlink(self);
     if (self->lock)
@@ -661,7 +661,7 @@ static PyObject *Txn_commit(TxnObject *self, PyObject *unused)
     int ended = 0;
     SOPY_WITH_TXN(self, if (!self->txn) ended = 1; else {
         int rc = sop_txn_commit(self->txn); /* always consumes the txn */
-        self->txn = NULL;
+        sopy_txn_set(self, NULL);
         if (rc != SOP_OK)
             sopy_capture(&err, rc, NULL);
     });
@@ -678,7 +678,7 @@ static PyObject *Txn_rollback(TxnObject *self, PyObject *unused)
     (void)unused;
     SOPY_WITH_TXN(self, if (self->txn) {
         sop_txn_abort(self->txn);
-        self->txn = NULL;
+        sopy_txn_set(self, NULL);
     });
     txn_unlink(self);
     Py_RETURN_NONE;
@@ -847,6 +847,9 @@ static PyObject *Txn_open_store(TxnObject *self, PyObject *args, PyObject *kw)
     sop_store_info info;
     memset(&info, 0, sizeof info);
     SopErr err = {0, {0}};
+    Arena sa; /* a copy of the store's index spec */
+    Span sspec = {0, SPAN_NONE};
+    arena_init(&sa);
     SOPY_WITH_TXN(self, if (!self->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG);
                   else {
                       int rc = sop_store_open(self->txn, cname, creating ? &c.o : NULL, &store);
@@ -856,9 +859,13 @@ static PyObject *Txn_open_store(TxnObject *self, PyObject *args, PyObject *kw)
                           rc = sop_store_get_info(store, &info);
                       if (rc != SOP_OK)
                           sopy_capture(&err, rc, self->txn);
+                      else if (span_put(&sa, &sspec, info.options.index_spec.data,
+                                        info.options.index_spec.size) < 0)
+                          sopy_capture_msg(&err, SOP_NOMEM, "copying the index spec");
                   });
     arena_free(&c.a);
     if (err.rc) {
+        arena_free(&sa);
         Py_DECREF(st);
         return sopy_raise_err(&err);
     }
@@ -874,6 +881,13 @@ static PyObject *Txn_open_store(TxnObject *self, PyObject *args, PyObject *kw)
     st->key_codec = Py_None;
     Py_INCREF(Py_None);
     st->key_decoder = Py_None;
+    sop_val spec = span_val(&sa, sspec);
+    int src = sopy_store_set_spec(st, spec.data, spec.size);
+    arena_free(&sa);
+    if (src < 0) {
+        Py_DECREF(st);
+        return NULL;
+    }
     return (PyObject *)st;
 }
 
@@ -888,7 +902,7 @@ static PyObject *Txn_get_ended(TxnObject *self, void *c)
     (void)c;
     /* a plain read: a stale answer is harmless (every call re-checks under
      * the lock) */
-    return PyBool_FromLong(self->txn == NULL);
+    return PyBool_FromLong(sopy_txn_peek(self) == NULL);
 }
 
 static PyObject *Txn_get_env(TxnObject *self, void *c)

@@ -522,6 +522,64 @@ int sopy_encode_value(PyObject *v, sop_docbuf *d)
     return 0;
 }
 
+/* ---- complex keys ----------------------------------------------------------- */
+
+int sopy_encode_key_doc(PyObject *key, sop_docbuf *d)
+{
+    if (!PyDict_Check(key) && !is_dataclass_instance(key)) {
+        sopy_raise(SOP_BAD_KEY,
+                   "this store has complex keys (is_primitive_key=False): a key is a dict or "
+                   "a dataclass instance, not %.100s",
+                   Py_TYPE(key)->tp_name);
+        return -1;
+    }
+    if (encode_value(key, d, 0) < 0) {
+        if (PyErr_ExceptionMatches(sopy_exc_class(SOP_BAD_VALUE)))
+            sopy_reraise_as(SOP_BAD_KEY, "unsupported key");
+        else if (PyErr_ExceptionMatches(sopy_exc_class(SOP_VALUE_TOO_LARGE)))
+            sopy_reraise_as(SOP_KEY_TOO_LARGE, "key too large");
+        return -1;
+    }
+    switch (d->err) {
+    case SOP_OK:
+        break;
+    case SOP_NOMEM:
+        PyErr_NoMemory();
+        return -1;
+    default:
+        sopy_raise(SOP_BAD_KEY, "cannot encode the key: %s", sop_errmsg());
+        return -1;
+    }
+    if (d->size > SOP_MAX_KEY_DOC) {
+        sopy_raise(SOP_KEY_TOO_LARGE, "the key document is %zu bytes (the limit is %u)", d->size,
+                   (unsigned)SOP_MAX_KEY_DOC);
+        return -1;
+    }
+    return 0;
+}
+
+int sopy_key_has_field(PyObject *key, PyObject *name)
+{
+    if (PyDict_Check(key)) {
+        PyObject *v = PyDict_GetItemWithError(key, name);
+        if (!v)
+            PyErr_Clear();
+        return v != NULL;
+    }
+    PyObject *f = PyObject_GetAttrString((PyObject *)Py_TYPE(key), "__dataclass_fields__");
+    if (!f) {
+        PyErr_Clear();
+        return 0;
+    }
+    int r = PyDict_Check(f) ? PyDict_Contains(f, name) : 0;
+    Py_DECREF(f);
+    if (r < 0) {
+        PyErr_Clear();
+        r = 0;
+    }
+    return r;
+}
+
 static PyObject *decode_next(sop_doc_reader *r, int depth);
 
 static PyObject *doc_corrupt(int rc)

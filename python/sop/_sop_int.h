@@ -117,6 +117,12 @@ PyObject *sopy_decode_key(const void *p, size_t n);
 /* Encode any supported value as one sopdoc document.  0 / -1 with
  * ValueTypeError (or MemoryError) set. */
 int sopy_encode_value(PyObject *v, sop_docbuf *d);
+/* Encode a complex key (dict with str keys, or a dataclass instance) as a
+ * sopdoc map: the key document.  0 / -1 with KeyTypeError (wrong shape or
+ * unsupported field type), KeyTooLargeError or MemoryError set. */
+int sopy_encode_key_doc(PyObject *key, sop_docbuf *d);
+/* Does a dict / dataclass key have a field called name?  1 / 0. */
+int sopy_key_has_field(PyObject *key, PyObject *name);
 /* Decode one sopdoc document; an empty buffer decodes to None. */
 PyObject *sopy_decode_value(const void *p, size_t n);
 /* Canonical UUID text of an id. */
@@ -163,7 +169,30 @@ typedef struct StoreObject {
     int is_unique;
     PyObject *key_codec;   /* None or callable(key) -> (bytes, bytes|None) */
     PyObject *key_decoder; /* None or callable(key_bytes, key_doc|None) -> key */
+    /* Complex-key stores (is_primitive_key == 0): the store's index spec (a
+     * sopdoc list of [name, ascending] pairs, see sop.h), its number of
+     * fields (-1: not a valid spec; keys then cannot be encoded) and the
+     * field names (tuple of str). */
+    PyObject *index_spec;  /* bytes; NULL until set */
+    Py_ssize_t nspec;
+    PyObject *spec_names;  /* tuple of str; NULL until set */
 } StoreObject;
+
+/* Set the index spec of a just-opened store (GIL).  0 / -1. */
+int sopy_store_set_spec(StoreObject *st, const void *spec, size_t n);
+
+/* TxnObject.txn is only written with the txn mutex held (often without the
+ * GIL), but quick "has it ended?" checks read it without the mutex: those
+ * reads and every write go through these atomics (a stale answer is
+ * harmless, every engine call re-checks under the mutex). */
+static inline sop_txn *sopy_txn_peek(const TxnObject *t)
+{
+    return __atomic_load_n(&t->txn, __ATOMIC_ACQUIRE);
+}
+static inline void sopy_txn_set(TxnObject *t, sop_txn *v)
+{
+    __atomic_store_n(&t->txn, v, __ATOMIC_RELEASE);
+}
 
 extern PyTypeObject SopEnv_Type;
 extern PyTypeObject SopTxn_Type;

@@ -11,9 +11,16 @@
  * False like the original; other failures raise the class of the error code.
  *
  * Keys: a primitive-key store encodes str/int/float/bool/bytes/None keys
- * itself.  When the Python attribute _key_codec is set (a callable
- * key -> (key_bytes, key_doc_bytes|None)), it encodes every key instead;
- * _key_decoder (key_bytes, key_doc|None) -> key decodes them.
+ * itself.  A complex-key store (is_primitive_key False) takes dict or
+ * dataclass keys: the key becomes a sopdoc map (the key document, stored
+ * with the item and decoded back to a dict for results) and its order key
+ * is built by sop_key_from_doc() with the store's index spec, read from the
+ * engine when the store is opened.  Writes need every indexed field; find
+ * and get_values also take the leading fields only (a prefix: they land on
+ * the first item whose key starts with it).  When the Python attribute
+ * _key_codec is set (a callable key -> (key_bytes, key_doc_bytes|None)), it
+ * encodes every key instead; _key_decoder (key_bytes, key_doc|None) -> key
+ * decodes them.
  */
 #include "_sop_int.h"
 
@@ -25,7 +32,7 @@
  * every engine call re-checks under the txn mutex. */
 static int store_alive(StoreObject *self)
 {
-    if (!self->txn || !self->txn->txn) {
+    if (!self->txn || !sopy_txn_peek(self->txn)) {
         sopy_raise(SOP_TXN_ENDED, SOPY_ENDED_MSG);
         return -1;
     }
@@ -44,11 +51,115 @@ static int is_item(PyObject *o)
     return r;
 }
 
-/* Encode one key of this store into a (key, key_doc) pair of spans. */
-static int encode_key(StoreObject *self, PyObject *key, Arena *a, Span *k, Span *kd)
+/* ---- complex keys --------------------------------------------------------- */
+
+int sopy_store_set_spec(StoreObject *st, const void *spec, size_t n)
+{
+    Py_CLEAR(st->index_spec);
+    Py_CLEAR(st->spec_names);
+    st->nspec = 0;
+    st->index_spec = PyBytes_FromStringAndSize(n ? (const char *)spec : "", (Py_ssize_t)n);
+    if (!st->index_spec)
+        return -1;
+    if (st->is_primitive_key)
+        return 0;
+    size_t nf = 0;
+    if (sop_index_spec_check(spec, n, &nf) != SOP_OK) {
+        st->nspec = -1; /* reported when a key is encoded */
+        return 0;
+    }
+    st->nspec = (Py_ssize_t)nf;
+    if (nf == 0)
+        return 0;
+    /* [[name, ascending], ...] -> (name, ...) */
+    PyObject *pairs = sopy_decode_value(spec, n);
+    if (!pairs)
+        return -1;
+    PyObject *names = PyTuple_New((Py_ssize_t)nf);
+    for (Py_ssize_t i = 0; names && i < (Py_ssize_t)nf; i++) {
+        PyObject *nm = PyList_GET_ITEM(PyList_GET_ITEM(pairs, i), 0);
+        Py_INCREF(nm);
+        PyTuple_SET_ITEM(names, i, nm);
+    }
+    Py_DECREF(pairs);
+    st->spec_names = names;
+    return names ? 0 : -1;
+}
+
+/* How a key is used: a write needs every indexed field; a lookup may give
+ * the leading fields only (a prefix). */
+enum { KEY_FULL, KEY_LOOKUP };
+
+/* Encode a dict/dataclass key with the store's index spec: kb gets the
+ * order key, doc the key document.  *partial: 1 when only leading fields
+ * were given (KEY_LOOKUP).  0 / -1 with an exception. */
+static int encode_complex_key(StoreObject *self, PyObject *key, int mode, sop_keybuf *kb,
+                              sop_docbuf *doc, int *partial)
+{
+    *partial = 0;
+    if (self->nspec < 0) {
+        sopy_raise(SOP_INVALID,
+                   "store %R has an index specification this version cannot read, so its "
+                   "keys cannot be encoded",
+                   self->name);
+        return -1;
+    }
+    if (sopy_encode_key_doc(key, doc) < 0)
+        return -1;
+    sop_val spec = {(size_t)PyBytes_GET_SIZE(self->index_spec),
+                    PyBytes_AS_STRING(self->index_spec)};
+    size_t used = 0;
+    int rc = sop_key_from_doc(&spec, doc->data, doc->size, kb, &used);
+    if (rc != SOP_OK) {
+        SopErr err = {0, {0}};
+        sopy_capture(&err, rc, NULL);
+        sopy_raise_err(&err);
+        return -1;
+    }
+    if (self->nspec == 0) {
+        if (used == 0) {
+            sopy_raise(SOP_BAD_KEY, "a key needs at least one field");
+            return -1;
+        }
+        return 0;
+    }
+    if ((Py_ssize_t)used == self->nspec)
+        return 0;
+    PyObject *missing = PyTuple_GET_ITEM(self->spec_names, (Py_ssize_t)used);
+    if (mode == KEY_FULL) {
+        sopy_raise(SOP_BAD_KEY, "the key has no field %R (indexed fields: %R)", missing,
+                   self->spec_names);
+        return -1;
+    }
+    if (used == 0) {
+        sopy_raise(SOP_BAD_KEY,
+                   "a lookup key needs the leading indexed field %R (indexed fields: %R)",
+                   missing, self->spec_names);
+        return -1;
+    }
+    for (Py_ssize_t i = (Py_ssize_t)used + 1; i < self->nspec; i++) {
+        PyObject *later = PyTuple_GET_ITEM(self->spec_names, i);
+        if (sopy_key_has_field(key, later)) {
+            sopy_raise(SOP_BAD_KEY,
+                       "the lookup key gives field %R but not %R, which comes before it in "
+                       "the index (indexed fields: %R)",
+                       later, missing, self->spec_names);
+            return -1;
+        }
+    }
+    *partial = 1;
+    return 0;
+}
+
+/* Encode one key of this store into a (key, key_doc) pair of spans.
+ * partial (may be NULL for KEY_FULL): set to 1 for a prefix lookup key. */
+static int encode_key_mode(StoreObject *self, PyObject *key, Arena *a, Span *k, Span *kd,
+                           int mode, int *partial)
 {
     kd->off = 0;
     kd->len = SPAN_NONE;
+    if (partial)
+        *partial = 0;
     if (self->key_codec && self->key_codec != Py_None) {
         PyObject *res = PyObject_CallFunctionObjArgs(self->key_codec, key, NULL);
         if (!res)
@@ -91,17 +202,18 @@ static int encode_key(StoreObject *self, PyObject *key, Arena *a, Span *k, Span 
         Py_DECREF(res);
         return rc;
     }
-    if (!self->is_primitive_key) {
-        sopy_raise(SOP_BAD_KEY,
-                   "store %R has complex (dict/dataclass) keys, which this build cannot encode yet",
-                   self->name);
-        return -1;
-    }
     sop_keybuf kb;
     sop_docbuf doc;
     sop_key_init(&kb);
     sop_doc_init(&doc);
-    int rc = sopy_encode_primitive_key(key, &kb, &doc);
+    int rc, part = 0;
+    if (!self->is_primitive_key) {
+        rc = encode_complex_key(self, key, mode, &kb, &doc, &part);
+        if (partial)
+            *partial = part;
+    } else {
+        rc = sopy_encode_primitive_key(key, &kb, &doc);
+    }
     if (rc == 0) {
         /* Always give a key document (empty unless the key is an integral
          * float), so update/upsert replace the stored key like the original
@@ -114,6 +226,21 @@ static int encode_key(StoreObject *self, PyObject *key, Arena *a, Span *k, Span 
     sop_key_free(&kb);
     sop_doc_free(&doc);
     return rc;
+}
+
+static int encode_key(StoreObject *self, PyObject *key, Arena *a, Span *k, Span *kd)
+{
+    return encode_key_mode(self, key, a, k, kd, KEY_FULL, NULL);
+}
+
+/* After a miss of a prefix key: is the cursor on an item whose key starts
+ * with it?  (No GIL; under the txn mutex.) */
+static int cursor_has_prefix(sop_cursor *cur, const sop_val *prefix)
+{
+    sop_val k;
+    if (!sop_cursor_is_positioned(cur) || sop_cursor_get(cur, &k, NULL, NULL, NULL) != SOP_OK)
+        return 0;
+    return k.size >= prefix->size && memcmp(k.data, prefix->data, prefix->size) == 0;
 }
 
 static int encode_value(PyObject *v, Arena *a, Span *s)
@@ -488,8 +615,10 @@ static PyObject *find_common(StoreObject *self, PyObject *ctx, PyObject *key, Py
         return NULL;
     Arena a;
     Span k, kd;
+    int partial = 0;
     arena_init(&a);
-    if (encode_key(self, key, &a, &k, &kd) < 0) {
+    if (encode_key_mode(self, key, &a, &k, &kd, idobj == Py_None ? KEY_LOOKUP : KEY_FULL,
+                        &partial) < 0) {
         arena_free(&a);
         return NULL;
     }
@@ -502,7 +631,9 @@ static PyObject *find_common(StoreObject *self, PyObject *ctx, PyObject *key, Py
         int rc = idobj == Py_None ? sop_cursor_find(cur, &kv) : sop_cursor_find_id(cur, &kv, &id);
         if (rc == SOP_OK)
             found = 1;
-        else if (rc != SOP_NOTFOUND)
+        else if (rc == SOP_NOTFOUND)
+            found = partial && cursor_has_prefix(cur, &kv);
+        else
             sopy_capture(&err, rc, t->txn);
     });
     arena_free(&a);
@@ -691,6 +822,8 @@ static PyObject *fetch(StoreObject *self, PyObject *args, PyObject *kw, int what
     FetchBuf fb;
     fetchbuf_init(&fb);
     SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
+        /* sop.h: no wrap-around; past an end there is nothing until the
+         * cursor is positioned again */
         int rc = sop_cursor_fetch(cur, &paging, what, fetchbuf_cb, &fb);
         if (rc == SOP_NO_CURSOR)
             sopy_capture_msg(&err, rc,
@@ -749,10 +882,11 @@ static PyObject *Store_get_values(StoreObject *self, PyObject *args, PyObject *k
     sop_id *ids = PyMem_Calloc(n ? (size_t)n : 1, sizeof *ids);
     PyObject **in_ids = PyMem_Calloc(n ? (size_t)n : 1, sizeof *in_ids);
     char *found = PyMem_Calloc(n ? (size_t)n : 1, 1);
+    char *partial = PyMem_Calloc(n ? (size_t)n : 1, 1);
     PyObject *result = NULL;
     FetchBuf fb;
     fetchbuf_init(&fb);
-    if (!keys || !ids || !in_ids || !found) {
+    if (!keys || !ids || !in_ids || !found || !partial) {
         PyErr_NoMemory();
         goto done;
     }
@@ -770,10 +904,12 @@ static PyObject *Store_get_values(StoreObject *self, PyObject *args, PyObject *k
             key = e;
             Py_INCREF(key);
         }
-        int rc = encode_key(self, key, &a, &keys[i], &kd);
+        int part = 0;
+        int rc = encode_key_mode(self, key, &a, &keys[i], &kd, KEY_LOOKUP, &part);
         Py_DECREF(key);
         if (rc < 0)
             goto done;
+        partial[i] = (char)part;
     }
     TxnObject *t = self->txn;
     sop_cursor *cur = self->cur;
@@ -782,8 +918,10 @@ static PyObject *Store_get_values(StoreObject *self, PyObject *args, PyObject *k
     SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
         for (Py_ssize_t i = 0; i < n; i++) {
             sop_val kv = span_val(&a, keys[i]);
-            int rc = memcmp(&ids[i], &zero_id, sizeof zero_id) ? sop_cursor_find_id(cur, &kv, &ids[i])
-                                                               : sop_cursor_find(cur, &kv);
+            int has_id = memcmp(&ids[i], &zero_id, sizeof zero_id) != 0;
+            int rc = has_id ? sop_cursor_find_id(cur, &kv, &ids[i]) : sop_cursor_find(cur, &kv);
+            if (rc == SOP_NOTFOUND && !has_id && partial[i] && cursor_has_prefix(cur, &kv))
+                rc = SOP_OK; /* the first item of the prefix */
             if (rc == SOP_OK) {
                 sop_val k, kd, v;
                 sop_id id;
@@ -837,6 +975,7 @@ done:
     PyMem_Free(ids);
     PyMem_Free(in_ids);
     PyMem_Free(found);
+    PyMem_Free(partial);
     arena_free(&a);
     fetchbuf_free(&fb);
     Py_DECREF(inputs);
@@ -957,6 +1096,14 @@ static PyObject *Store_get_is_primitive_key(StoreObject *self, void *c)
     return PyBool_FromLong(self->is_primitive_key);
 }
 
+static PyObject *Store_get_index_spec(StoreObject *self, void *c)
+{
+    (void)c;
+    PyObject *v = self->index_spec ? self->index_spec : Py_None;
+    Py_INCREF(v);
+    return v;
+}
+
 static PyObject *Store_get_txn(StoreObject *self, void *c)
 {
     (void)c;
@@ -969,7 +1116,7 @@ static PyObject *Store_get_txn(StoreObject *self, void *c)
 static PyObject *Store_get_ended(StoreObject *self, void *c)
 {
     (void)c;
-    return PyBool_FromLong(!self->txn || !self->txn->txn);
+    return PyBool_FromLong(!self->txn || !sopy_txn_peek(self->txn));
 }
 
 static PyObject *Store_get_hook(StoreObject *self, void *c)
@@ -1026,6 +1173,10 @@ static void Store_dealloc(StoreObject *self)
     self->cur = NULL;
     self->store = NULL;
     Store_clear(self);
+    /* bytes and a tuple of str: no cycles, so not in tp_clear (encoding
+     * keys relies on them being set) */
+    Py_CLEAR(self->index_spec);
+    Py_CLEAR(self->spec_names);
     Py_CLEAR(self->name);
     Py_CLEAR(self->txn);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -1034,7 +1185,7 @@ static void Store_dealloc(StoreObject *self)
 static PyObject *Store_repr(StoreObject *self)
 {
     return PyUnicode_FromFormat("<%s %R%s>", Py_TYPE(self)->tp_name, self->name ? self->name : Py_None,
-                                (!self->txn || !self->txn->txn) ? " (transaction ended)" : "");
+                                (!self->txn || !sopy_txn_peek(self->txn)) ? " (transaction ended)" : "");
 }
 
 #define KWM(name, doc) \
@@ -1057,7 +1208,9 @@ static PyMethodDef Store_methods[] = {
     KWM(update_current_value, "update_current_value(ctx, value) -> bool\n\nReplace the value "
                               "at the cursor; False if the cursor is not positioned."),
     KWM(find, "find(ctx, key) -> bool\n\nPosition on the first item with key; on a miss "
-              "return False and position on the next greater key."),
+              "return False and position on the next greater key.  Complex-key stores also "
+              "take the leading indexed fields only (e.g. {'region': 'US'}): True when the "
+              "first item at or after them starts with them."),
     KWM(find_with_id, "find_with_id(ctx, key, id) -> bool\n\nPosition on the item with key "
                       "and id (str or uuid.UUID)."),
     {"first", (PyCFunction)Store_first, METH_O, "first(ctx) -> bool"},
@@ -1075,7 +1228,8 @@ static PyMethodDef Store_methods[] = {
     KWM(get_keys, "get_keys(ctx, paging_info) -> list[Item]\n\nItems without values."),
     KWM(get_items, "get_items(ctx, paging_info) -> list[Item]"),
     KWM(get_values, "get_values(ctx, keys) -> list[Item]\n\nLook up each Item (by id when "
-                    "set); a missing key comes back with value None."),
+                    "set); a missing key comes back with value None.  A partial complex key "
+                    "gives the first item that starts with it."),
     {"count", (PyCFunction)Store_count, METH_NOARGS, "count() -> int"},
     {"is_unique", (PyCFunction)Store_is_unique, METH_NOARGS, "is_unique() -> bool"},
     {"get_store_info", (PyCFunction)Store_get_store_info, METH_NOARGS,
@@ -1088,6 +1242,9 @@ static PyGetSetDef Store_getset[] = {
     {"is_primitive_key", (getter)Store_get_is_primitive_key, NULL,
      "True when keys are plain str/int/float/bool/bytes values.", NULL},
     {"txn", (getter)Store_get_txn, NULL, "The Txn this store was opened in.", NULL},
+    {"_index_spec", (getter)Store_get_index_spec, NULL,
+     "The store's index spec as kept by the engine (a sopdoc list of [name, ascending] "
+     "pairs; b'' when none).", NULL},
     {"ended", (getter)Store_get_ended, NULL, "True once the transaction has ended.", NULL},
     {"_key_codec", (getter)Store_get_hook, (setter)Store_set_hook,
      "None or callable(key) -> (key_bytes, key_doc_bytes|None).", NULL},

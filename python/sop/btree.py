@@ -4,6 +4,20 @@ Btree subclasses the native sop._sop.Store (one B-tree opened in a
 transaction, with one cursor); every data method (add, find, get_items, ...)
 is implemented in C.  This module adds the option dataclasses of the original
 package and turns the engine's store record into a BtreeOptions.
+
+Complex keys (BtreeOptions.is_primitive_key=False): keys are dicts or
+dataclass instances, returned as dicts.  An IndexSpecification chooses the
+key fields, their order and direction; it is kept with the store (the engine
+holds it as a sopdoc list of [field_name, ascending] pairs, the JSON text
+stays in the store's metadata for get_store_info), so a reader needs no spec.
+Without one, every field is a key field, ascending, in field-name order.
+Other fields ride along: stored and returned, ignored for order and
+uniqueness; update_key / update_current_key may change them
+(KeyChangedError if an indexed field would change).  Key field values are
+None, bool, int (64-bit), float, str or bytes, ordered
+None < bool < number < str < bytes (numbers by exact value; descending
+fields reversed).  find / get_values accept the leading indexed fields only
+(a prefix): the cursor lands on the first item of that range.
 """
 
 from __future__ import annotations
@@ -179,6 +193,62 @@ def _jsonable(o: Any) -> Any:
     return o
 
 
+def _bad_spec(msg: str) -> None:
+    _sop.raise_error(_sop.SOP_INVALID, msg)
+
+
+def _spec_pairs(spec: Any) -> Optional[List[List[Any]]]:
+    """The [[field_name, ascending], ...] pairs of an index specification
+    given as an IndexSpecification, its dict form or its JSON text; None when
+    the text is not an IndexSpecification (e.g. a CEL expression)."""
+    if isinstance(spec, (str, bytes)):
+        try:
+            spec = json.loads(spec)
+        except ValueError:
+            return None
+    if isinstance(spec, IndexSpecification):
+        spec = {"index_fields": spec.index_fields}
+    if not isinstance(spec, dict) or set(spec) - {"index_fields"}:
+        return None
+    fields_ = spec.get("index_fields") or ()
+    if not isinstance(fields_, (list, tuple)):
+        return None
+    pairs: List[List[Any]] = []
+    for f in fields_:
+        if isinstance(f, IndexFieldSpecification):
+            name, asc = f.field_name, f.ascending_sort_order
+        elif isinstance(f, dict) and "field_name" in f:
+            name, asc = f["field_name"], f.get("ascending_sort_order", True)
+        else:
+            _bad_spec(f"index field {f!r} is not an IndexFieldSpecification")
+        if not isinstance(name, str) or not name:
+            _bad_spec(f"index field names are non-empty str, not {name!r}")
+        if not isinstance(asc, (bool, int)):
+            _bad_spec(f"ascending_sort_order of {name!r} must be a bool, not {asc!r}")
+        if any(p[0] == name for p in pairs):
+            _bad_spec(f"index field {name!r} is listed twice")
+        pairs.append([name, bool(asc)])
+    return pairs
+
+
+def _engine_index_spec(o: BtreeOptions) -> bytes:
+    """The index spec kept by the engine.  Complex-key stores: a sopdoc list
+    of [name, ascending] pairs (see sop.h; the extension builds keys with
+    it), b"" for none.  The JSON text stays in the metadata either way."""
+    text = o.index_specification or ""
+    if not text:
+        return b""
+    if o.is_primitive_key:
+        # primitive keys do not use it: keep the text as given (as earlier
+        # versions did, so their stores stay compatible)
+        return text.encode("utf-8") if isinstance(text, str) else bytes(text)
+    pairs = _spec_pairs(text)
+    if pairs is None:
+        _bad_spec("index_specification must be the JSON of an IndexSpecification "
+                  "(CEL expressions are not supported)")
+    return _sop.encode_value(pairs) if pairs else b""
+
+
 def _create_options(o: BtreeOptions) -> Dict[str, Any]:
     """The dict Txn.open_store() takes to create a store from BtreeOptions."""
     meta = _jsonable(o)
@@ -190,9 +260,22 @@ def _create_options(o: BtreeOptions) -> Dict[str, Any]:
         "leaf_load_balancing": bool(o.leaf_load_balancing),
         "is_primitive_key": bool(o.is_primitive_key),
         "description": o.description or "",
-        "index_spec": o.index_specification or "",
+        "index_spec": _engine_index_spec(o),
         "metadata": json.dumps(meta, sort_keys=True),
     }
+
+
+def _spec_json(raw: bytes) -> str:
+    """JSON text of an engine index spec (for stores created without the
+    metadata new_btree writes, e.g. from C)."""
+    if not raw:
+        return ""
+    try:
+        pairs = _sop.decode_value(raw)
+        return json.dumps({"index_fields": [
+            {"field_name": n, "ascending_sort_order": bool(a)} for n, a in pairs]})
+    except Exception:
+        return raw.decode("utf-8", "replace")
 
 
 def _options_from_info(info: Dict[str, Any], transaction_id: str) -> BtreeOptions:
@@ -215,8 +298,8 @@ def _options_from_info(info: Dict[str, Any], transaction_id: str) -> BtreeOption
     opts.leaf_load_balancing = info["leaf_load_balancing"]
     opts.is_primitive_key = info["is_primitive_key"]
     opts.description = info.get("description") or opts.description
-    spec = info.get("index_spec") or b""
-    opts.index_specification = spec.decode("utf-8", "replace") if spec else ""
+    if "index_specification" not in meta:
+        opts.index_specification = _spec_json(info.get("index_spec") or b"")
     placement = info["value_placement"]
     opts.is_value_data_in_node_segment = placement == _sop.VALUE_SMALL
     opts.is_value_data_globally_cached = placement == _sop.VALUE_MEDIUM

@@ -631,7 +631,7 @@ TEST(separate_values)
         CHECK_RC(sop_store_open(t, "docs", NULL, &s), SOP_OK);
         for (int i = 0; i < 200; i++) {
             memset(big, 'A' + round, sizeof big);
-            snprintf(big, 20, "r%d %d", round, i);
+            snprintf(big, 32, "r%d %d", round, i);
             sop_val kk = ikey(&kb, i), v = {sizeof big, big};
             CHECK_RC(sop_update(s, &kk, NULL, &v), SOP_OK);
         }
