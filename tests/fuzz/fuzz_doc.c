@@ -18,5 +18,18 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     sop_doc_reader_init(&r, data, size);
     for (int i = 0; i < 100000 && sop_doc_next(&r, &it) == 1; i++)
         ;
+    /* the same bytes as a key document, with the default order and as a
+     * one-field index specification */
+    sop_keybuf kb;
+    sop_key_init(&kb);
+    size_t used = 0;
+    sop_val none = {0, NULL};
+    sop_key_from_doc(&none, data, size, &kb, &used);
+    sop_key_reset(&kb);
+    if (size > 2) {
+        sop_val spec = {size / 2, data};
+        sop_key_from_doc(&spec, data + size / 2, size - size / 2, &kb, &used);
+    }
+    sop_key_free(&kb);
     return 0;
 }
