@@ -18,7 +18,7 @@ BUILD=${BENCH_BUILD:-$ROOT/build/bench}
 TMPD=${BENCH_TMP:-${TMPDIR:-/tmp}}
 FULL=0
 RUNS=3
-ONLY="bulk durable reads big python"
+ONLY="bulk durable reads big python mp"
 while [ $# -gt 0 ]; do
     case $1 in
         --full) FULL=1 ;;
@@ -40,6 +40,8 @@ ninja -C "$BUILD" sop_static >/dev/null
 ${CC:-cc} -O2 -g -std=c11 -Wall -Wextra -I "$ROOT/include" "$ROOT/bench/bench_c.c" \
     "$BUILD/libsop.a" -llmdb -lsqlite3 -lpthread -lm -o "$BUILD/bench_c"
 BENCH="$BUILD/bench_c"
+${CC:-cc} -O2 -g -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -I "$ROOT/include" "$ROOT/bench/bench_mp.c" \
+    "$BUILD/libsop.a" -lsqlite3 -lpthread -lm -o "$BUILD/bench_mp"
 PY=${PYTHON:-python3}
 if [[ " $ONLY " == *" python "* ]]; then
     log "building the sop Python package into $BUILD/py"
@@ -100,9 +102,15 @@ for w in $ONLY; do
         log "bench_py.py --runs $RUNS $PF"
         PYTHONPATH="$BUILD/py" "$PY" "$ROOT/bench/bench_py.py" --runs "$RUNS" $PF \
             --tmp "$TMPD" > "$OUT/python.jsonl" ;;
+    mp)     # issue 6: durable commits/s with 1, 2, 4 writer processes vs SQLite WAL FULL
+        echo "bench_mp 3 $RUNS" >> "$OUT/commands.txt"
+        log "bench_mp 3 $RUNS"
+        "$BUILD/bench_mp" 3 "$RUNS" | tee "$OUT/mp.txt" ;;
     *) echo "unknown workload $w" >&2; exit 2 ;;
     esac
 done
 
-"$PY" "$ROOT/bench/report.py" "$OUT"/*.jsonl | tee "$OUT/tables.md"
+if ls "$OUT"/*.jsonl >/dev/null 2>&1; then
+    "$PY" "$ROOT/bench/report.py" "$OUT"/*.jsonl | tee "$OUT/tables.md"
+fi
 log "raw results: $OUT/*.jsonl, tables: $OUT/tables.md"
