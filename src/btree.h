@@ -19,7 +19,7 @@
 
 #define BTREE_MAX_DEPTH 40
 /** A node also splits when its heap exceeds this many bytes (and it has >= 2 entries). */
-#define BTREE_MAX_NODE_BYTES (4u << 20)
+#define BTREE_MAX_NODE_BYTES (32u << 10)
 /** Fill rule: a non-root node needs at least max(1, slot_length/4) entries,
  *  or (byte-heavy nodes, e.g. large key documents) at least one entry and
  *  BTREE_FILL_BYTES live bytes.  Byte-driven splits only split where both

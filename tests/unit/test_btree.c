@@ -700,7 +700,7 @@ TEST(test_big_values)
     btree_cursor c;
     node_item it = {0}, got;
     unsigned char k[32], id[16] = {0};
-    size_t vlen = 1500000;
+    size_t vlen = (size_t)BTREE_MAX_NODE_BYTES / 8 * 3; /* sizes relative to the node byte limit */
     unsigned char *val = malloc(vlen);
     uint64_t count;
     uint32_t n = 0;
@@ -712,7 +712,7 @@ TEST(test_big_values)
     for (uint32_t v = 0; v < 12; v++) {
         make_key(k, &it.klen, v * 10);
         make_val(val, vlen, v);
-        it.vlen = v == 5 ? 6000000 : vlen; /* one entry over the node limit */
+        it.vlen = v == 5 ? (size_t)BTREE_MAX_NODE_BYTES * 3 / 2 : vlen; /* one entry over the node limit */
         if (v == 5) {
             unsigned char *bigger = malloc(it.vlen);
             memset(bigger, 5, it.vlen);
