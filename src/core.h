@@ -32,6 +32,7 @@ struct sop_env {
     sop_file *ckpt_lock_file;  /* flock: one checkpoint writer at a time */
     sop_file *readers_file;    /* sop.readers: the snapshot table of all processes */
     int reader_slot;           /* our slot in it, -1 before readers_open */
+    uint32_t reader_pid;       /* written into the slot (informational) */
     pthread_mutex_t ckpt_mu;
     unsigned char dbid[16];
 

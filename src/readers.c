@@ -39,6 +39,7 @@ int readers_open(sop_env *env)
         if (rc != SOP_OK)
             return rc;
         env->reader_slot = (int)i;
+        env->reader_pid = (uint32_t)getpid();
         return readers_publish(env, 0);
     }
     return sop_report(SOP_BUSY, "%s: more than %d processes have the database open", env->path,
@@ -61,7 +62,7 @@ int readers_publish(sop_env *env, uint64_t seq)
         return SOP_OK;
     unsigned char b[SLOT_BYTES];
     sop_put64(b, seq);
-    sop_put32(b + 8, (uint32_t)getpid());
+    sop_put32(b + 8, env->reader_pid);
     sop_put32(b + 12, 0);
     return env->readers_file->io->pwrite(env->readers_file, b, sizeof b,
                                          (uint64_t)env->reader_slot * SLOT_BYTES);
