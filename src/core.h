@@ -74,6 +74,7 @@ struct sop_env {
     size_t npending, cap_pending;
     uint64_t durable_seq;      /* fsync covered every batch up to here */
     uint64_t written_seq;      /* last batch written (not necessarily synced) */
+    uint64_t sync_target;      /* highest seq an fsync in flight covers */
     int syncing;               /* a thread is running fsync */
     int poisoned;
     sop_txn *active_head, *active_tail; /* ordered by snapshot */

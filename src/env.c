@@ -13,8 +13,10 @@
  * batch's versions enter the registry and the sequenced catalog then, so
  * the next committer validates against them, but new snapshots see them
  * only once an fsync covering them returned (PUBLISHED).  fsync runs
- * outside commit_mu: one syncing thread covers every batch written before
- * it started (group commit).
+ * outside commit_mu: a syncing thread covers every batch written before it
+ * started (group commit), and a second one may start while the first runs
+ * (a full log file is synced before the next one starts, so they may finish
+ * in any order).
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -770,22 +772,28 @@ static int sync_upto(sop_env *env, uint64_t seq, uint64_t *durable, uint64_t *wr
     int rc = SOP_OK;
     pthread_mutex_lock(&env->mu);
     while (!env->poisoned && *durable < seq) {
-        if (env->syncing) {
+        /* up to two fsyncs in flight: the second starts while the first runs,
+         * so two committers overlap instead of taking turns */
+        if (env->syncing >= 2 || (env->syncing && *written_seq <= env->sync_target)) {
             pthread_cond_wait(&env->cond, &env->mu);
             continue;
         }
-        env->syncing = 1;
+        env->syncing++;
         uint64_t target = *written_seq;
-        uint32_t lo = *unsynced_lo, hi = env->cur_file;
+        if (target > env->sync_target)
+            env->sync_target = target;
+        uint32_t lo = *unsynced_lo ? *unsynced_lo : env->cur_file, hi = env->cur_file;
         *unsynced_lo = 0;
         pthread_mutex_unlock(&env->mu);
         if (!(env->flags & SOP_ENV_NOSYNC) && lo) {
+            pthread_rwlock_rdlock(&env->files_lock);
             for (uint32_t f = lo; f <= hi && rc == SOP_OK; f++)
-                if (env->files[f])
+                if (f < env->nfiles_cap && env->files[f])
                     rc = env->files[f]->io->sync(env->files[f]);
+            pthread_rwlock_unlock(&env->files_lock);
         }
         pthread_mutex_lock(&env->mu);
-        env->syncing = 0;
+        env->syncing--;
         if (rc != SOP_OK) {
             env->poisoned = 1;
             pthread_cond_broadcast(&env->cond);
@@ -814,6 +822,16 @@ int env_write_batch(sop_env *env, sbuf *b, const log_commit *c, uint64_t *base_o
 {
     int rc;
     if (env->log_end >= env->rotate_bytes) {
+        /* the full file is synced before the next one starts, so at any
+         * moment only the current file can hold unsynced batches, and fsyncs
+         * that overlap (sync_upto) may finish in any order */
+        if (!(env->flags & SOP_ENV_NOSYNC) &&
+            (rc = env->files[env->cur_file]->io->sync(env->files[env->cur_file])) != SOP_OK) {
+            pthread_mutex_lock(&env->mu);
+            env->poisoned = 1;
+            pthread_mutex_unlock(&env->mu);
+            return rc;
+        }
         if ((rc = env_open_log(env, env->cur_file + 1, 1)) != SOP_OK)
             return rc;
         pthread_mutex_lock(&env->mu);
