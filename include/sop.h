@@ -313,7 +313,8 @@ SOP_API void sop_cursor_close(sop_cursor *cur);
 
 /** Position on the first item with this key: SOP_OK.  On a miss:
  *  SOP_NOTFOUND, and the cursor is on the first item with a greater key
- *  (or unpositioned if there is none). */
+ *  (or, if there is none, past the end: sop_cursor_fetch then returns no
+ *  items until the cursor is positioned again). */
 SOP_API int sop_cursor_find(sop_cursor *cur, const sop_val *key);
 /** Position on the item with this key and id (all-zero id = sop_cursor_find). */
 SOP_API int sop_cursor_find_id(sop_cursor *cur, const sop_val *key, const sop_id *id);
