@@ -15,6 +15,7 @@
  * commit; writers of the same item: the later one gets SOP_CONFLICT.
  */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "core.h"
 #include "merge.h"
@@ -335,6 +336,12 @@ static int apply(sop_store *ms, int kind, const node_item *it, const node_item *
     return rc;
 }
 
+static int cmp_lid(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 static int replay(sop_txn *t, txn_store *ts, sop_store *ms)
 {
     before_set b;
@@ -345,13 +352,12 @@ static int replay(sop_txn *t, txn_store *ts, sop_store *ms)
     after = sop_calloc(ts->nmine ? ts->nmine : 1, sizeof *after);
     if (!after)
         return sop_report(SOP_NOMEM, "merge");
-    /* the touched leaves, before (snapshot) and after (this transaction) */
+    /* the touched leaves, before (snapshot) and after (this transaction);
+     * sorted so each lid is taken once */
+    qsort(ts->mine, ts->nmine, sizeof *ts->mine, cmp_lid);
     for (size_t i = 0; i < ts->nmine && rc == SOP_OK; i++) {
         uint64_t lid = ts->mine[i];
-        int dup = 0;
-        for (size_t j = 0; j < i && !dup; j++)
-            dup = ts->mine[j] == lid;
-        if (dup)
+        if (i && ts->mine[i - 1] == lid)
             continue;
         if (!(lid & TEMP_LID_BIT)) {
             node *n;
