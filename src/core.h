@@ -42,6 +42,7 @@ struct sop_env {
     pthread_rwlock_t files_lock;
     sop_file **files;
     uint64_t *file_end;        /* end of valid data of each file */
+    uint64_t alloc_end;        /* size of the current file last seen: zeros lie between log_end and it */
     uint64_t *file_live;       /* bytes of blobs some version still references */
     unsigned char *file_ckref; /* referenced by the durable checkpoint */
     uint64_t *file_dead_seq;   /* checkpoint seq from which nothing can read the file */

@@ -249,45 +249,42 @@ static int catch_up(sop_env *env, int locked)
 {
     for (;;) {
         sop_file *f = env->files[env->cur_file];
-        uint64_t size;
-        int rc = f->io->size(f, &size);
+        int rc;
+        uint64_t before = env->seq_last, end;
+        int torn;
+        apply_ctx a = {env, env->cur_file};
+        rc = log_scan(f, env->log_end, locked ? env->seq_last : UINT64_MAX, LOG_SCAN_ZERO_END, apply_commit,
+                      &a, &end, &torn);
+        pthread_mutex_lock(&env->mu);
+        env->log_bytes += end - env->log_end;
+        pthread_mutex_unlock(&env->mu);
+        env->log_end = end;
+        env->file_end[env->cur_file] = end;
+        if (env->seq_last != before) {
+            pthread_mutex_lock(&env->mu);
+            /* other processes' batches are written; our next fsync covers them */
+            if (env->written_seq < env->seq_last)
+                env->written_seq = env->seq_last;
+            if (!env->unsynced_lo)
+                env->unsynced_lo = env->cur_file;
+            int prc = push_pending(env, env->seq_last, env->seq_cat);
+            publish_upto(env, env->seq_last);
+            pthread_mutex_unlock(&env->mu);
+            if (prc)
+                return prc;
+        }
         if (rc)
             return rc;
-        if (size > env->log_end) {
-            uint64_t before = env->seq_last, end;
-            int torn;
-            apply_ctx a = {env, env->cur_file};
-            rc = log_scan(f, env->log_end, locked ? env->seq_last : UINT64_MAX, apply_commit, &a, &end, &torn);
-            pthread_mutex_lock(&env->mu);
-            env->log_bytes += end - env->log_end;
-            pthread_mutex_unlock(&env->mu);
-            env->log_end = end;
-            env->file_end[env->cur_file] = end;
-            if (env->seq_last != before) {
-                pthread_mutex_lock(&env->mu);
-                /* other processes' batches are written; our next fsync covers them */
-                if (env->written_seq < env->seq_last)
-                    env->written_seq = env->seq_last;
-                if (!env->unsynced_lo)
-                    env->unsynced_lo = env->cur_file;
-                int prc = push_pending(env, env->seq_last, env->seq_cat);
-                publish_upto(env, env->seq_last);
-                pthread_mutex_unlock(&env->mu);
-                if (prc)
-                    return prc;
-            }
-            if (rc)
+        if (torn && locked) {
+            /* a writer died mid-batch: drop the torn tail */
+            if ((rc = f->io->truncate(f, end)) != SOP_OK)
                 return rc;
-            if (torn && locked) {
-                /* a writer died mid-batch: drop the torn tail */
-                if ((rc = f->io->truncate(f, end)) != SOP_OK)
-                    return rc;
-                if (!(env->flags & SOP_ENV_NOSYNC) && (rc = f->io->sync(f)) != SOP_OK)
-                    return rc;
-            }
-            if (torn)
-                return SOP_OK;
+            env->alloc_end = end;
+            if (!(env->flags & SOP_ENV_NOSYNC) && (rc = f->io->sync(f)) != SOP_OK)
+                return rc;
         }
+        if (torn)
+            return SOP_OK;
         if (env->log_end < env->rotate_bytes)
             return SOP_OK;
         /* the file is full: has a newer one been started? */
@@ -304,6 +301,7 @@ static int catch_up(sop_env *env, int locked)
             return rc;
         env->cur_file++;
         env->log_end = LOG_FILE_HEADER;
+        env->alloc_end = 0; /* unknown: another process may have preallocated it */
         pthread_mutex_lock(&env->mu);
         env->log_bytes += LOG_FILE_HEADER;
         pthread_mutex_unlock(&env->mu);
@@ -544,6 +542,7 @@ static int recover(sop_env *env)
             return rc;
         env->cur_file = 1;
         env->log_end = LOG_FILE_HEADER;
+        env->alloc_end = LOG_FILE_HEADER;
         env->log_bytes = LOG_FILE_HEADER;
         env->ckpt_file = 1;
         env->ckpt_off = LOG_FILE_HEADER;
@@ -593,7 +592,7 @@ static int recover(sop_env *env)
         }
         apply_ctx a = {env, no};
         uint64_t start = no == env->ckpt_file ? env->ckpt_off : LOG_FILE_HEADER;
-        if ((rc = log_scan(f, start, env->seq_last, apply_commit, &a, &end, &torn)) != SOP_OK)
+        if ((rc = log_scan(f, start, env->seq_last, 0, apply_commit, &a, &end, &torn)) != SOP_OK)
             return rc;
         if (torn && no != range[1])
             return SOP_CORRUPT_AT("%s: log file %u is damaged at offset %llu and newer files exist",
@@ -609,6 +608,7 @@ static int recover(sop_env *env)
         env->file_end[no] = end;
         env->cur_file = no;
         env->log_end = end;
+        env->alloc_end = end;
     }
     /* no snapshot is open yet: drop every superseded version */
     reg_prune(env->reg, env->seq_last, dead_blob, env);
@@ -815,6 +815,33 @@ int env_sync_upto(sop_env *env, uint64_t seq)
     return sync_upto(env, seq, &env->durable_seq, &env->written_seq, &env->unsynced_lo);
 }
 
+/* Preallocation: after writing a batch that ends at `end`, make sure zeros
+ * follow it for a while (written zeros, not a sparse hole or fallocate's
+ * unwritten extents), so the next commits overwrite blocks the file already
+ * has and their fdatasync need not journal a new file size: measured here,
+ * 1-item durable commits ~2x faster.  The zeros are a clean end of the log
+ * (log_scan's LOG_SCAN_ZERO_END).  Best effort: a failure (disk full) only
+ * costs speed, so it is not reported. */
+static void prealloc_after(sop_env *env, sop_file *f, uint64_t end)
+{
+    static const unsigned char zeros[64 << 10];
+    if ((env->flags & SOP_ENV_NOSYNC) || end >= env->rotate_bytes || end + (64 << 10) <= env->alloc_end)
+        return;
+    uint64_t grow = SOP_MIN(SOP_MAX(end / 8, (uint64_t)256 << 10), (uint64_t)8 << 20);
+    uint64_t target = (end + grow + sizeof zeros - 1) / sizeof zeros * sizeof zeros;
+    target = SOP_MIN(target, env->rotate_bytes);
+    uint64_t at = SOP_MAX(end, env->alloc_end);
+    while (at < target) {
+        size_t n = (size_t)SOP_MIN(target - at, (uint64_t)sizeof zeros);
+        if (f->io->pwrite(f, zeros, n, at) != SOP_OK) {
+            sop_clear_errmsg();
+            break;
+        }
+        at += n;
+    }
+    env->alloc_end = at;
+}
+
 /* Append a built batch (commit_mu and the file lock held): start a new file
  * when the current one is full, finish the commit record for its offset,
  * write it; on a write error cut the file back so nothing of it survives. */
@@ -822,16 +849,21 @@ int env_write_batch(sop_env *env, sbuf *b, const log_commit *c, uint64_t *base_o
 {
     int rc;
     if (env->log_end >= env->rotate_bytes) {
-        /* the full file is synced before the next one starts, so at any
-         * moment only the current file can hold unsynced batches, and fsyncs
-         * that overlap (sync_upto) may finish in any order */
-        if (!(env->flags & SOP_ENV_NOSYNC) &&
-            (rc = env->files[env->cur_file]->io->sync(env->files[env->cur_file])) != SOP_OK) {
+        /* the full file loses its preallocated tail and is synced before the
+         * next one starts, so at any moment only the current file can hold
+         * unsynced batches, and fsyncs that overlap (sync_upto) may finish in
+         * any order */
+        sop_file *full = env->files[env->cur_file];
+        rc = env->alloc_end > env->log_end ? full->io->truncate(full, env->log_end) : SOP_OK;
+        if (rc == SOP_OK && !(env->flags & SOP_ENV_NOSYNC))
+            rc = full->io->sync(full);
+        if (rc != SOP_OK) {
             pthread_mutex_lock(&env->mu);
             env->poisoned = 1;
             pthread_mutex_unlock(&env->mu);
             return rc;
         }
+        env->alloc_end = env->log_end;
         if ((rc = env_open_log(env, env->cur_file + 1, 1)) != SOP_OK)
             return rc;
         pthread_mutex_lock(&env->mu);
@@ -839,6 +871,7 @@ int env_write_batch(sop_env *env, sbuf *b, const log_commit *c, uint64_t *base_o
             env->unsynced_lo = env->cur_file; /* the old file may hold unsynced batches */
         env->cur_file++;
         env->log_end = LOG_FILE_HEADER;
+        env->alloc_end = LOG_FILE_HEADER;
         env->log_bytes += LOG_FILE_HEADER;
         pthread_mutex_unlock(&env->mu);
     }
@@ -857,8 +890,10 @@ int env_write_batch(sop_env *env, sbuf *b, const log_commit *c, uint64_t *base_o
             pthread_mutex_unlock(&env->mu);
         }
         sop_report(rc, "%s", msg + strlen(sop_strerror(rc)) + 2);
+        env->alloc_end = base;
         return rc;
     }
+    prealloc_after(env, f, base + b->len);
     env->log_end = base + b->len;
     env->file_end[env->cur_file] = env->log_end;
     pthread_mutex_lock(&env->mu);

@@ -338,12 +338,34 @@ static int damage_is_corruption(sop_file *f, uint64_t from, uint64_t size, uint6
     return 0;
 }
 
-int log_scan(sop_file *f, uint64_t start, uint64_t prev_seq,
+/* Is the batch header at off all zeros (the preallocated, never written
+ * part of the file)? */
+static int zero_header_at(sop_file *f, uint64_t off)
+{
+    unsigned char h[LOG_BATCH_HEADER];
+    size_t got;
+    if (f->io->pread(f, h, sizeof h, off, &got) != SOP_OK) {
+        sop_clear_errmsg();
+        return 0;
+    }
+    for (size_t i = 0; i < got; i++)
+        if (h[i])
+            return 0;
+    return 1;
+}
+
+int log_scan(sop_file *f, uint64_t start, uint64_t prev_seq, int flags,
              int (*fn)(void *, const log_commit *, uint64_t, uint64_t), void *arg, uint64_t *end,
              int *torn)
 {
-    uint64_t size;
-    int rc = f->io->size(f, &size);
+    /* LOG_SCAN_ZERO_END (following the log while processes run) reads on
+     * until a header that is not a batch, without asking the file's size:
+     * an fstat marks the inode's times as seen, and the kernel (multigrain
+     * timestamps) then gives the next write a fine-grained mtime, whose inode
+     * update every fdatasync must also write (measured: 10.8k -> 7.6k
+     * durable commits/s) */
+    uint64_t size = (uint64_t)1 << 40; /* LOC_OFF's range */
+    int rc = (flags & LOG_SCAN_ZERO_END) ? SOP_OK : f->io->size(f, &size);
     if (rc)
         return rc;
     /* prev_seq UINT64_MAX: the caller may not judge damage (another process
@@ -359,6 +381,8 @@ int log_scan(sop_file *f, uint64_t start, uint64_t prev_seq,
         rc = read_batch(f, off, size, &buf, &cap, &c, &len);
         if (rc == SOP_NOTFOUND) {
             rc = SOP_OK;
+            if ((flags & LOG_SCAN_ZERO_END) && zero_header_at(f, off))
+                break; /* the clean end: nothing was ever written here */
             if (judge && damage_is_corruption(f, off + 1, size, last_seq + 1, &buf, &cap))
                 rc = SOP_CORRUPT_AT("%s offset %llu: commit %llu is damaged, and later commits "
                                     "show it had been made durable",

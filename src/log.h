@@ -10,6 +10,13 @@
  * if its header, every blob and its trailer verify, and stops at the first
  * batch that does not (a torn tail, which it truncates).
  *
+ * The current file is kept zero-filled some way beyond its last batch
+ * (env.c, "preallocation"), so that a commit overwrites blocks the file
+ * already has and its fdatasync does not also have to commit a size change
+ * to the file system journal.  An all-zero batch header therefore marks the
+ * clean end of the log while processes run; recovery at open still treats
+ * it like any other stop point (judges damage, cuts the file there).
+ *
  * File header (64 bytes):
  *   0  8  magic "SOPLOG1\0"
  *   8  4  format version (LOG_FORMAT_VERSION)
@@ -109,7 +116,8 @@ int log_read_blob_kind(sop_file *f, uint64_t off, uint64_t lid, uint32_t len, un
  * (the end of valid data).  *torn is set when bytes follow that are not a valid batch:
  * a write that never completed.  If a valid batch further on says the damaged one
  * had already been made durable, it is corruption instead: SOP_CORRUPT. */
-int log_scan(sop_file *f, uint64_t start, uint64_t prev_seq,
+#define LOG_SCAN_ZERO_END 1 /* flags: an all-zero batch header is a clean end (not torn, not judged) */
+int log_scan(sop_file *f, uint64_t start, uint64_t prev_seq, int flags,
              int (*fn)(void *arg, const log_commit *c, uint64_t off, uint64_t len), void *arg,
              uint64_t *end, int *torn);
 

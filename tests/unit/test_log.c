@@ -79,7 +79,7 @@ TEST(round_trip_and_blob_reads)
     seen s = {0, 0, 0};
     uint64_t stop;
     int torn;
-    CHECK_RC(log_scan(f, LOG_FILE_HEADER, 0, on_batch, &s, &stop, &torn), SOP_OK);
+    CHECK_RC(log_scan(f, LOG_FILE_HEADER, 0, 0, on_batch, &s, &stop, &torn), SOP_OK);
     CHECK(s.batches == 5 && s.last_seq == 5 && s.blobs == 15 && stop == end && !torn);
     f->io->close(f);
 }
@@ -101,7 +101,7 @@ TEST(torn_tail_and_damaged_bytes)
         seen s = {0, 0, 0};
         uint64_t stop;
         int torn;
-        CHECK_RC(log_scan(f, LOG_FILE_HEADER, 0, on_batch, &s, &stop, &torn), SOP_OK);
+        CHECK_RC(log_scan(f, LOG_FILE_HEADER, 0, 0, on_batch, &s, &stop, &torn), SOP_OK);
         CHECK(s.batches == 3 && stop == ends[2] && torn);
     }
     f->io->truncate(f, 0);
@@ -114,7 +114,7 @@ TEST(torn_tail_and_damaged_bytes)
         seen s = {0, 0, 0};
         uint64_t stop;
         int torn;
-        int rc = log_scan(f, LOG_FILE_HEADER, 0, on_batch, &s, &stop, &torn);
+        int rc = log_scan(f, LOG_FILE_HEADER, 0, 0, on_batch, &s, &stop, &torn);
         if (rc != SOP_OK || s.batches != 3 || stop != ends[2] || !torn) {
             if (bad < 5)
                 fprintf(stderr, "byte %llu (batch offset %llu): rc %d batches %d stop %llu torn %d\n",
@@ -148,7 +148,7 @@ TEST(damage_before_durable_commits_is_corruption)
         seen s = {0, 0, 0};
         uint64_t stop;
         int torn;
-        int rc = log_scan(f, LOG_FILE_HEADER, 0, on_batch, &s, &stop, &torn);
+        int rc = log_scan(f, LOG_FILE_HEADER, 0, 0, on_batch, &s, &stop, &torn);
         CHECK(s.batches == 1 && stop == ends[0]);
         /* later batches saying it was durable: corruption, not a torn write */
         CHECK(rc == (marks ? SOP_CORRUPT : SOP_OK));
