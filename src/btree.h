@@ -18,8 +18,13 @@
 #include "node.h"
 
 #define BTREE_MAX_DEPTH 40
-/** A node also splits when its heap exceeds this many bytes (and it has >= 2 entries). */
-#define BTREE_MAX_NODE_BYTES (32u << 10)
+/** A node also splits when its heap exceeds this many bytes (and it has >= 2 entries).
+ *  A commit writes every leaf it changed whole, so this bounds the bytes of a
+ *  small commit: 8 KiB gave 1.1x SQLite's durable one-item commits where
+ *  32 KiB gave 0.86x, for ~10% less bulk insert speed (BENCHMARKS.md). */
+#ifndef BTREE_MAX_NODE_BYTES /* -D to experiment */
+#define BTREE_MAX_NODE_BYTES (8u << 10)
+#endif
 /** Fill rule: a non-root node needs at least max(1, slot_length/4) entries,
  *  or (byte-heavy nodes, e.g. large key documents) at least one entry and
  *  BTREE_FILL_BYTES live bytes.  Byte-driven splits only split where both
