@@ -18,7 +18,16 @@
 #include <string.h>
 
 PyObject *sopy_Item;
+PyObject *sopy_Context;
 PyObject *sopy_UUID;
+PyObject *sopy_str_key, *sopy_str_value, *sopy_str_id;
+static PyObject *str_error, *str_cancelled, *str_init;
+/* sop.context.Context's type version when it was registered (0: no fast
+ * check); a class attribute assignment (e.g. a patched error()) changes it. */
+static unsigned int context_version;
+/* Likewise for sop.btree.Item, when it is a plain dataclass of key, value
+ * and id (see sopy_item_plain). */
+static unsigned int item_version;
 PyObject *sopy_dc_fields;
 
 /* Exception classes, indexed by code (NULL for unused codes). */
@@ -146,13 +155,82 @@ PyObject *sopy_reraise_as(int rc, const char *what)
     return NULL;
 }
 
+/* The class's version tag, after a lookup that makes it valid (0: none). */
+static unsigned int type_version(PyObject *cls, PyObject *attr)
+{
+    PyObject *v = PyObject_GetAttr(cls, attr);
+    if (!v) {
+        PyErr_Clear();
+        return 0;
+    }
+    Py_DECREF(v);
+    PyTypeObject *tp = (PyTypeObject *)cls;
+    return PyType_HasFeature(tp, Py_TPFLAGS_VALID_VERSION_TAG) ? tp->tp_version_tag : 0;
+}
+
+static int version_is(PyObject *cls, unsigned int version)
+{
+    PyTypeObject *tp = (PyTypeObject *)cls;
+    return version && PyType_HasFeature(tp, Py_TPFLAGS_VALID_VERSION_TAG) &&
+           tp->tp_version_tag == version;
+}
+
+/* Is cls a dataclass whose __init__ only sets key, value and id (in that
+ * order), on instances made by object.__new__ with the generic setattr? */
+static int is_plain_item_class(PyObject *cls)
+{
+    PyTypeObject *tp = (PyTypeObject *)cls;
+    if (tp->tp_new != PyBaseObject_Type.tp_new || tp->tp_setattro != PyObject_GenericSetAttr ||
+        PyObject_HasAttrString(cls, "__post_init__"))
+        return 0;
+    PyObject *f = PyObject_GetAttrString(cls, "__dataclass_fields__");
+    int ok = 0;
+    if (f && PyDict_Check(f) && PyDict_GET_SIZE(f) == 3) {
+        PyObject *k, *v;
+        Py_ssize_t pos = 0, i = 0;
+        PyObject *want[3] = {sopy_str_key, sopy_str_value, sopy_str_id};
+        ok = 1;
+        while (PyDict_Next(f, &pos, &k, &v))
+            if (PyUnicode_Compare(k, want[i++]) != 0)
+                ok = 0;
+    }
+    Py_XDECREF(f);
+    PyErr_Clear();
+    return ok;
+}
+
+int sopy_item_plain(void)
+{
+    return sopy_Item && version_is(sopy_Item, item_version);
+}
+
+/* The fast form of the check for a plain sop.Context whose class is as
+ * registered: its error() is "context cancelled" exactly when _cancelled is
+ * set.  1 valid, 0 cancelled, -1 unknown (use error()). */
+static int context_fast_valid(PyObject *ctx)
+{
+    PyTypeObject *tp = Py_TYPE(ctx);
+    if ((PyObject *)tp != sopy_Context || !version_is(sopy_Context, context_version))
+        return -1;
+    PyObject *c = PyObject_GetAttr(ctx, str_cancelled);
+    if (!c) {
+        PyErr_Clear();
+        return -1;
+    }
+    int r = c == Py_False ? 1 : -1;
+    Py_DECREF(c);
+    return r;
+}
+
 int sopy_check_ctx(PyObject *ctx)
 {
     if (ctx == NULL || ctx == Py_None) {
         sopy_raise(SOP_CANCELLED, "a sop.Context is required, got None");
         return -1;
     }
-    PyObject *meth = PyObject_GetAttrString(ctx, "error");
+    if (context_fast_valid(ctx) == 1)
+        return 0;
+    PyObject *meth = PyObject_GetAttr(ctx, str_error);
     if (!meth) {
         if (!PyErr_ExceptionMatches(PyExc_AttributeError))
             return -1;
@@ -414,8 +492,8 @@ static PyObject *Env_begin(EnvObject *self, PyObject *args, PyObject *kw)
     t->txn = NULL;
     t->mode = mode;
     t->prev = t->next = NULL;
-    t->lock = PyThread_allocate_lock();
-    if (!t->lock) {
+    t->lock_ready = pthread_mutex_init(&t->lock, NULL) == 0;
+    if (!t->lock_ready) {
         Py_DECREF(t);
         return PyErr_NoMemory();
     }
@@ -648,8 +726,8 @@ static void Txn_dealloc(TxnObject *self)
         sopy_txn_set(self, NULL);
     }
     txn_unlink(self);
-    if (self->lock)
-        PyThread_free_lock(self->lock);
+    if (self->lock_ready)
+        pthread_mutex_destroy(&self->lock);
     Py_XDECREF(self->env);
     PyObject_Free(self);
 }
@@ -953,13 +1031,23 @@ static PyObject *mod_register(PyObject *mod, PyObject *args, PyObject *kw)
         return NULL;
     }
     PyObject *item = kw ? PyDict_GetItemString(kw, "Item") : NULL;
+    PyObject *context = kw ? PyDict_GetItemString(kw, "Context") : NULL;
+    if ((item && !PyType_Check(item)) || (context && !PyType_Check(context))) {
+        PyErr_SetString(PyExc_TypeError, "Item and Context must be classes");
+        return NULL;
+    }
+    /* Remember the classes' version tags: changing a class (e.g. patching
+     * its __init__ or error()) changes its tag and turns the fast paths
+     * off. */
     if (item) {
-        if (!PyType_Check(item)) {
-            PyErr_SetString(PyExc_TypeError, "Item must be a class");
-            return NULL;
-        }
+        item_version = is_plain_item_class(item) ? type_version(item, str_init) : 0;
         Py_INCREF(item);
         Py_XSETREF(sopy_Item, item);
+    }
+    if (context) {
+        context_version = type_version(context, str_error);
+        Py_INCREF(context);
+        Py_XSETREF(sopy_Context, context);
     }
     Py_RETURN_NONE;
 }
@@ -976,7 +1064,8 @@ static PyObject *mod_raise_error(PyObject *mod, PyObject *args)
 
 static PyMethodDef module_methods[] = {
     {"_register", (PyCFunction)(void (*)(void))mod_register, METH_VARARGS | METH_KEYWORDS,
-     "_register(Item=cls): tell the extension which Python classes to build."},
+     "_register(Item=cls, Context=cls): tell the extension which Python classes to build "
+     "and check."},
     {"encode_key", (PyCFunction)(void (*)(void))sopy_py_encode_key, METH_VARARGS | METH_KEYWORDS,
      "encode_key(fields, descending=None) -> bytes: order-preserving key of primitive fields."},
     {"decode_key", (PyCFunction)sopy_py_decode_key, METH_O,
@@ -1024,6 +1113,16 @@ PyMODINIT_FUNC PyInit__sop(void)
     if (!classes || make_exceptions(m, classes) < 0 || add_obj(m, "ERROR_CLASSES", classes) < 0)
         goto fail;
     Py_CLEAR(classes);
+
+    sopy_str_key = PyUnicode_InternFromString("key");
+    sopy_str_value = PyUnicode_InternFromString("value");
+    sopy_str_id = PyUnicode_InternFromString("id");
+    str_error = PyUnicode_InternFromString("error");
+    str_cancelled = PyUnicode_InternFromString("_cancelled");
+    str_init = PyUnicode_InternFromString("__init__");
+    if (!sopy_str_key || !sopy_str_value || !sopy_str_id || !str_error || !str_cancelled ||
+        !str_init)
+        goto fail;
 
     PyObject *uuid = PyImport_ImportModule("uuid");
     if (!uuid)

@@ -22,13 +22,15 @@
 
 void arena_init(Arena *a)
 {
-    a->data = NULL;
-    a->size = a->cap = 0;
+    a->data = a->inl;
+    a->size = 0;
+    a->cap = sizeof a->inl;
 }
 
 void arena_free(Arena *a)
 {
-    PyMem_RawFree(a->data);
+    if (a->data != a->inl)
+        PyMem_RawFree(a->data);
     arena_init(a);
 }
 
@@ -37,7 +39,7 @@ int arena_put(Arena *a, const void *p, size_t n, size_t *off)
     if (n > SIZE_MAX - a->size)
         return -1;
     if (a->size + n > a->cap) {
-        size_t cap = a->cap ? a->cap : 256;
+        size_t cap = a->cap;
         while (cap < a->size + n) {
             if (cap > SIZE_MAX / 2) {
                 cap = a->size + n;
@@ -45,7 +47,14 @@ int arena_put(Arena *a, const void *p, size_t n, size_t *off)
             }
             cap *= 2;
         }
-        unsigned char *d = PyMem_RawRealloc(a->data, cap);
+        unsigned char *d;
+        if (a->data == a->inl) {
+            d = PyMem_RawMalloc(cap);
+            if (d && a->size)
+                memcpy(d, a->inl, a->size);
+        } else {
+            d = PyMem_RawRealloc(a->data, cap);
+        }
         if (!d)
             return -1;
         a->data = d;
@@ -83,6 +92,19 @@ static int put_opt(Arena *a, Span *s, const sop_val *v)
     return span_put(a, s, v->data, v->size);
 }
 
+int fetchrec_put(Arena *a, FetchRec *r, const sop_val *key, const sop_val *key_doc,
+                 const sop_val *value, const sop_id *id)
+{
+    if (put_opt(a, &r->key, key) || put_opt(a, &r->key_doc, key_doc) ||
+        put_opt(a, &r->value, value))
+        return -1;
+    if (id)
+        r->id = *id;
+    else
+        memset(&r->id, 0, sizeof r->id);
+    return 0;
+}
+
 int fetchbuf_add(FetchBuf *f, const sop_val *key, const sop_val *key_doc, const sop_val *value,
                  const sop_id *id)
 {
@@ -94,14 +116,8 @@ int fetchbuf_add(FetchBuf *f, const sop_val *key, const sop_val *key_doc, const 
         f->recs = r;
         f->cap = cap;
     }
-    FetchRec *r = &f->recs[f->n];
-    if (put_opt(&f->a, &r->key, key) || put_opt(&f->a, &r->key_doc, key_doc) ||
-        put_opt(&f->a, &r->value, value))
+    if (fetchrec_put(&f->a, &f->recs[f->n], key, key_doc, value, id) < 0)
         return -1;
-    if (id)
-        r->id = *id;
-    else
-        memset(&r->id, 0, sizeof r->id);
     f->n++;
     return 0;
 }
@@ -718,9 +734,12 @@ PyObject *sopy_decode_value(const void *p, size_t n)
 
 PyObject *sopy_id_str(const sop_id *id)
 {
-    char buf[37];
-    sop_id_format(id, buf);
-    return PyUnicode_FromStringAndSize(buf, 36);
+    /* the text is ASCII: format it straight into a new 1-byte str (whose
+     * buffer has room for the 37th byte, the NUL) */
+    PyObject *s = PyUnicode_New(36, 127);
+    if (s)
+        sop_id_format(id, (char *)PyUnicode_1BYTE_DATA(s));
+    return s;
 }
 
 int sopy_parse_id(PyObject *o, sop_id *id)

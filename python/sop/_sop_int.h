@@ -22,7 +22,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <pythread.h>
+#include <pthread.h>
 
 #include "sop.h"
 
@@ -51,13 +51,26 @@ PyObject *sopy_exc_class(int rc);
 
 /* ---- registered Python classes (set by _sop._register, borrowed refs) --- */
 extern PyObject *sopy_Item;        /* sop.btree.Item */
+extern PyObject *sopy_Context;     /* sop.context.Context */
+/* 1 when sopy_Item is still the plain dataclass that was registered (its
+ * instances can be built by setting key, value and id on a new object
+ * instead of calling __init__). */
+int sopy_item_plain(void);
 extern PyObject *sopy_UUID;        /* uuid.UUID */
 extern PyObject *sopy_dc_fields;   /* dataclasses.fields */
 
+/* Interned attribute names (created at module init). */
+extern PyObject *sopy_str_key, *sopy_str_value, *sopy_str_id;
+
 /* ---- arenas: growable byte buffers usable without the GIL -------------- */
+/* The first ARENA_INLINE bytes live in the Arena itself, so the arguments
+ * and result of a one-item call need no heap allocation (an Arena must not
+ * be copied by value). */
+#define ARENA_INLINE 512
 typedef struct Arena {
     unsigned char *data;
     size_t size, cap;
+    unsigned char inl[ARENA_INLINE];
 } Arena;
 void arena_init(Arena *a);
 void arena_free(Arena *a);
@@ -100,6 +113,9 @@ void fetchbuf_free(FetchBuf *f);
 /* Copy one item (any pointer may be NULL = absent).  0 ok, -1 no memory. */
 int fetchbuf_add(FetchBuf *f, const sop_val *key, const sop_val *key_doc, const sop_val *value,
                  const sop_id *id);
+/* Copy one item into a (arena, record) pair, as fetchbuf_add does.  0 / -1. */
+int fetchrec_put(Arena *a, FetchRec *r, const sop_val *key, const sop_val *key_doc,
+                 const sop_val *value, const sop_id *id);
 /* sop_fetch_fn adapter: arg is a FetchBuf*; returns SOP_NOMEM on failure. */
 int fetchbuf_cb(void *arg, const sop_val *key, const sop_val *key_doc, const sop_val *value,
                 const sop_id *id);
@@ -154,7 +170,8 @@ struct TxnObject {
     PyObject_HEAD
     EnvObject *env;            /* strong ref */
     sop_txn *txn;              /* NULL once ended; read/written under lock */
-    PyThread_type_lock lock;   /* serialises every engine call on txn */
+    pthread_mutex_t lock;      /* serialises every engine call on txn */
+    int lock_ready;            /* lock was initialised */
     int mode;
     TxnObject *prev, *next;    /* in env->txns */
 };
@@ -202,15 +219,30 @@ extern PyTypeObject SopStore_Type;
  * with CancelledError set. */
 int sopy_check_ctx(PyObject *ctx);
 
+/* Take / try / give back the transaction mutex.  sopy_txn_lock may block, so
+ * it is only called with the GIL released. */
+static inline void sopy_txn_lock(TxnObject *t)
+{
+    pthread_mutex_lock(&t->lock);
+}
+static inline int sopy_txn_trylock(TxnObject *t)
+{
+    return pthread_mutex_trylock(&t->lock) == 0;
+}
+static inline void sopy_txn_unlock(TxnObject *t)
+{
+    pthread_mutex_unlock(&t->lock);
+}
+
 /* Run the statements in __VA_ARGS__ with the GIL released and the txn
  * mutex held.  The statements must not touch Python objects and must not
  * return/goto out of the block. */
 #define SOPY_WITH_TXN(t, ...)                                   \
     do {                                                        \
         Py_BEGIN_ALLOW_THREADS                                  \
-        PyThread_acquire_lock((t)->lock, WAIT_LOCK);            \
+        sopy_txn_lock((t));                                     \
         __VA_ARGS__;                                            \
-        PyThread_release_lock((t)->lock);                       \
+        sopy_txn_unlock((t));                                   \
         Py_END_ALLOW_THREADS                                    \
     } while (0)
 

@@ -43,6 +43,8 @@ static int is_item(PyObject *o)
 {
     if (!sopy_Item)
         return 0;
+    if ((PyObject *)Py_TYPE(o) == sopy_Item)
+        return 1;
     int r = PyObject_IsInstance(o, sopy_Item);
     if (r < 0) {
         PyErr_Clear();
@@ -50,6 +52,61 @@ static int is_item(PyObject *o)
     }
     return r;
 }
+
+/* Arguments of a METH_FASTCALL | METH_KEYWORDS method: out[0..nparams) get
+ * the positional arguments, then the keyword ones by name (names[i] is the
+ * name of parameter i).  The first nreq parameters are required; the others
+ * stay NULL when not given.  0 / -1 with TypeError set (the messages follow
+ * PyArg_ParseTupleAndKeywords). */
+static int parse_args(const char *fname, PyObject *const *args, Py_ssize_t nargs,
+                      PyObject *kwnames, const char *const *names, Py_ssize_t nparams,
+                      Py_ssize_t nreq, PyObject **out)
+{
+    if (nargs > nparams) {
+        PyErr_Format(PyExc_TypeError, "%s() takes at most %zd argument%s (%zd given)", fname,
+                     nparams, nparams == 1 ? "" : "s", nargs);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nparams; i++)
+        out[i] = i < nargs ? args[i] : NULL;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t j = 0; j < nkw; j++) {
+        PyObject *kn = PyTuple_GET_ITEM(kwnames, j);
+        const char *name = PyUnicode_AsUTF8(kn);
+        if (!name)
+            return -1;
+        Py_ssize_t i = 0;
+        while (i < nparams && strcmp(names[i], name) != 0)
+            i++;
+        if (i == nparams) {
+            PyErr_Format(PyExc_TypeError, "'%U' is an invalid keyword argument for %s()", kn,
+                         fname);
+            return -1;
+        }
+        if (out[i]) {
+            PyErr_Format(PyExc_TypeError,
+                         "argument for %s() given by name ('%s') and position (%zd)", fname,
+                         name, i + 1);
+            return -1;
+        }
+        out[i] = args[nargs + j];
+    }
+    for (Py_ssize_t i = 0; i < nreq; i++) {
+        if (!out[i]) {
+            PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s' (pos %zd)", fname,
+                         names[i], i + 1);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The usual calls give the required arguments by position only. */
+#define PARSE_ARGS(fname, names, nreq, out)                                                    \
+    (((nargs) == (nreq) && !(kwnames))                                                         \
+         ? (memcpy((out), (args), (size_t)(nreq) * sizeof(PyObject *)), 0)                     \
+         : parse_args((fname), (args), (nargs), (kwnames), (names),                            \
+                      (Py_ssize_t)(sizeof(names) / sizeof(names)[0]), (nreq), (out)))
 
 /* ---- complex keys --------------------------------------------------------- */
 
@@ -279,20 +336,31 @@ static PyObject *decode_key(StoreObject *self, const Arena *a, Span k, Span kd)
 /* Item(key, value, id): the registered sop.btree.Item, or a tuple. */
 static PyObject *new_item(PyObject *key, PyObject *value, PyObject *id)
 {
-    if (sopy_Item)
+    if (!sopy_Item)
+        return PyTuple_Pack(3, key, value, id);
+    if (!sopy_item_plain())
         return PyObject_CallFunctionObjArgs(sopy_Item, key, value, id, NULL);
-    return PyTuple_Pack(3, key, value, id);
+    /* What the dataclass __init__ does, without running Python code. */
+    PyTypeObject *tp = (PyTypeObject *)sopy_Item;
+    PyObject *noargs = PyTuple_New(0);
+    PyObject *item = noargs ? tp->tp_new(tp, noargs, NULL) : NULL;
+    Py_XDECREF(noargs);
+    if (item && (PyObject_GenericSetAttr(item, sopy_str_key, key) < 0 ||
+                 PyObject_GenericSetAttr(item, sopy_str_value, value) < 0 ||
+                 PyObject_GenericSetAttr(item, sopy_str_id, id) < 0))
+        Py_CLEAR(item);
+    return item;
 }
 
-static PyObject *rec_to_item(StoreObject *self, const FetchBuf *f, const FetchRec *r,
+static PyObject *rec_to_item(StoreObject *self, const Arena *a, const FetchRec *r,
                              int with_value)
 {
-    PyObject *key = decode_key(self, &f->a, r->key, r->key_doc);
+    PyObject *key = decode_key(self, a, r->key, r->key_doc);
     if (!key)
         return NULL;
     PyObject *value;
     if (with_value && r->value.len != SPAN_NONE)
-        value = sopy_decode_value(f->a.data + r->value.off, r->value.len);
+        value = sopy_decode_value(a->data + r->value.off, r->value.len);
     else
         value = (Py_INCREF(Py_None), Py_None);
     PyObject *id = value ? sopy_id_str(&r->id) : NULL;
@@ -305,8 +373,7 @@ static PyObject *rec_to_item(StoreObject *self, const FetchBuf *f, const FetchRe
 
 static PyObject *nil_item(void)
 {
-    sop_id zero;
-    memset(&zero, 0, sizeof zero);
+    static const sop_id zero;
     PyObject *id = sopy_id_str(&zero);
     if (!id)
         return NULL;
@@ -325,14 +392,16 @@ typedef struct WItem {
 
 typedef struct WBatch {
     Arena a;
-    WItem *items;
+    WItem *items;   /* PyMem_Calloc'ed when heap, else one WItem of the caller */
     size_t n;
+    int heap;
 } WBatch;
 
 static void wbatch_free(WBatch *b)
 {
     arena_free(&b->a);
-    PyMem_Free(b->items);
+    if (b->heap)
+        PyMem_Free(b->items);
     b->items = NULL;
     b->n = 0;
 }
@@ -343,6 +412,7 @@ static int wbatch_encode(StoreObject *self, PyObject *pairs, int with_value, WBa
     Py_ssize_t n = PyList_GET_SIZE(pairs);
     arena_init(&b->a);
     b->n = 0;
+    b->heap = 1;
     b->items = PyMem_Calloc(n ? (size_t)n : 1, sizeof *b->items);
     if (!b->items) {
         PyErr_NoMemory();
@@ -374,8 +444,8 @@ static int add_pair(PyObject *pairs, PyObject *key, PyObject *value)
 
 static int add_item_pair(PyObject *pairs, PyObject *item, int keys_only)
 {
-    PyObject *k = PyObject_GetAttrString(item, "key");
-    PyObject *v = k && !keys_only ? PyObject_GetAttrString(item, "value") : NULL;
+    PyObject *k = PyObject_GetAttr(item, sopy_str_key);
+    PyObject *v = k && !keys_only ? PyObject_GetAttr(item, sopy_str_value) : NULL;
     int rc = -1;
     if (k && (keys_only || v))
         rc = add_pair(pairs, k, v);
@@ -386,19 +456,28 @@ static int add_item_pair(PyObject *pairs, PyObject *item, int keys_only)
 
 /* The argument forms of add/update/...: (key, value), Item, or [Item...]
  * when value is None.  keys_only: remove/update_key style (a key, an Item,
- * or a list of keys/Items). */
-static PyObject *collect_pairs(PyObject *key, PyObject *value, int keys_only)
+ * or a list of keys/Items).  A list gives *pairs (a list of (key, value)
+ * pairs); one item gives *key1 and *value1 (new references; *value1 NULL
+ * for keys_only).  0 / -1 with an exception. */
+static int collect_args(PyObject *key, PyObject *value, int keys_only, PyObject **pairs,
+                        PyObject **key1, PyObject **value1)
 {
-    PyObject *pairs = PyList_New(0);
-    if (!pairs)
-        return NULL;
+    *pairs = *key1 = *value1 = NULL;
     if (!keys_only && value != Py_None) {
-        if (add_pair(pairs, key, value) < 0)
-            goto fail;
+        /* (key, value) */
     } else if (is_item(key)) {
-        if (add_item_pair(pairs, key, keys_only) < 0)
-            goto fail;
+        *key1 = PyObject_GetAttr(key, sopy_str_key);
+        if (!*key1)
+            return -1;
+        if (!keys_only && !(*value1 = PyObject_GetAttr(key, sopy_str_value))) {
+            Py_CLEAR(*key1);
+            return -1;
+        }
+        return 0;
     } else if (PyList_Check(key)) {
+        PyObject *list = PyList_New(0);
+        if (!list)
+            return -1;
         PyObject *seq = PySequence_Fast(key, "");
         if (!seq)
             goto fail;
@@ -406,9 +485,9 @@ static PyObject *collect_pairs(PyObject *key, PyObject *value, int keys_only)
             PyObject *e = PySequence_Fast_GET_ITEM(seq, i);
             int rc;
             if (is_item(e))
-                rc = add_item_pair(pairs, e, keys_only);
+                rc = add_item_pair(list, e, keys_only);
             else if (keys_only)
-                rc = add_pair(pairs, e, NULL);
+                rc = add_pair(list, e, NULL);
             else {
                 sopy_raise(SOP_INVALID, "expected a list of Item, found %.100s at index %zd",
                            Py_TYPE(e)->tp_name, i);
@@ -420,14 +499,19 @@ static PyObject *collect_pairs(PyObject *key, PyObject *value, int keys_only)
             }
         }
         Py_DECREF(seq);
-    } else {
-        if (add_pair(pairs, key, value) < 0)
-            goto fail;
+        *pairs = list;
+        return 0;
+    fail:
+        Py_DECREF(list);
+        return -1;
     }
-    return pairs;
-fail:
-    Py_DECREF(pairs);
-    return NULL;
+    Py_INCREF(key);
+    *key1 = key;
+    if (!keys_only) {
+        Py_INCREF(value);
+        *value1 = value;
+    }
+    return 0;
 }
 
 static PyObject *store_write(StoreObject *self, PyObject *ctx, PyObject *key, PyObject *value,
@@ -436,16 +520,35 @@ static PyObject *store_write(StoreObject *self, PyObject *ctx, PyObject *key, Py
     int keys_only = op == OP_REMOVE || op == OP_UPDATE_KEY;
     if (store_alive(self) < 0 || sopy_check_ctx(ctx) < 0)
         return NULL;
-    PyObject *pairs = collect_pairs(key, value, keys_only);
-    if (!pairs)
+    PyObject *pairs, *key1, *value1;
+    if (collect_args(key, value, keys_only, &pairs, &key1, &value1) < 0)
         return NULL;
     WBatch b;
-    if (wbatch_encode(self, pairs, !keys_only, &b) < 0) {
+    WItem one;
+    int enc;
+    if (pairs) {
+        enc = wbatch_encode(self, pairs, !keys_only, &b);
         Py_DECREF(pairs);
+    } else {
+        /* one item: no list, no heap allocation for small keys and values */
+        arena_init(&b.a);
+        b.items = &one;
+        b.n = 0;
+        b.heap = 0;
+        one.val.len = SPAN_NONE;
+        enc = encode_key(self, key1, &b.a, &one.key, &one.kdoc) < 0 ||
+                      (!keys_only && encode_value(value1, &b.a, &one.val) < 0)
+                  ? -1
+                  : 0;
+        if (enc == 0)
+            b.n = 1;
+        Py_DECREF(key1);
+        Py_XDECREF(value1);
+    }
+    if (enc < 0) {
         wbatch_free(&b);
         return NULL;
     }
-    Py_DECREF(pairs);
     TxnObject *t = self->txn;
     sop_store *s = self->store;
     SopErr err = {0, {0}};
@@ -497,14 +600,17 @@ static PyObject *store_write(StoreObject *self, PyObject *ctx, PyObject *key, Py
     return PyBool_FromLong(all_ok);
 }
 
+/* The methods taking arguments are METH_FASTCALL | METH_KEYWORDS. */
+#define FASTCALL_ARGS PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames
+
 #define KW_CTX_KEY_VALUE(fn)                                                                   \
-    static PyObject *Store_##fn(StoreObject *self, PyObject *args, PyObject *kw)               \
+    static PyObject *Store_##fn(StoreObject *self, FASTCALL_ARGS)                              \
     {                                                                                          \
-        static char *kwlist[] = {"ctx", "key", "value", NULL};                                 \
-        PyObject *ctx, *key, *value = Py_None;                                                 \
-        if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|O:" #fn, kwlist, &ctx, &key, &value))   \
+        static const char *const names[] = {"ctx", "key", "value"};                            \
+        PyObject *av[3] = {NULL, NULL, NULL};                                                   \
+        if (PARSE_ARGS(#fn, names, 2, av) < 0)                                                  \
             return NULL;                                                                       \
-        return store_write(self, ctx, key, value, OPCODE_##fn);                                \
+        return store_write(self, av[0], av[1], av[2] ? av[2] : Py_None, OPCODE_##fn);             \
     }
 #define OPCODE_add OP_ADD
 #define OPCODE_add_if_not_exists OP_ADD_IF_ABSENT
@@ -515,35 +621,36 @@ KW_CTX_KEY_VALUE(add_if_not_exists)
 KW_CTX_KEY_VALUE(update)
 KW_CTX_KEY_VALUE(upsert)
 
-static PyObject *Store_remove(StoreObject *self, PyObject *args, PyObject *kw)
+static PyObject *Store_remove(StoreObject *self, FASTCALL_ARGS)
 {
-    static char *kwlist[] = {"ctx", "keys", NULL};
-    PyObject *ctx, *keys;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO:remove", kwlist, &ctx, &keys))
+    static const char *const names[] = {"ctx", "keys"};
+    PyObject *av[2] = {NULL, NULL};
+    if (PARSE_ARGS("remove", names, 2, av) < 0)
         return NULL;
-    return store_write(self, ctx, keys, Py_None, OP_REMOVE);
+    return store_write(self, av[0], av[1], Py_None, OP_REMOVE);
 }
 
-static PyObject *Store_update_key(StoreObject *self, PyObject *args, PyObject *kw)
+static PyObject *Store_update_key(StoreObject *self, FASTCALL_ARGS)
 {
-    static char *kwlist[] = {"ctx", "items", NULL};
-    PyObject *ctx, *items;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO:update_key", kwlist, &ctx, &items))
+    static const char *const names[] = {"ctx", "items"};
+    PyObject *av[2] = {NULL, NULL};
+    if (PARSE_ARGS("update_key", names, 2, av) < 0)
         return NULL;
-    return store_write(self, ctx, items, Py_None, OP_UPDATE_KEY);
+    return store_write(self, av[0], av[1], Py_None, OP_UPDATE_KEY);
 }
 
 /* ---- cursor operations ---------------------------------------------------- */
 
-static PyObject *Store_update_current_key(StoreObject *self, PyObject *args, PyObject *kw)
+static PyObject *Store_update_current_key(StoreObject *self, FASTCALL_ARGS)
 {
-    static char *kwlist[] = {"ctx", "item", NULL};
-    PyObject *ctx, *item;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO:update_current_key", kwlist, &ctx, &item))
+    static const char *const names[] = {"ctx", "item"};
+    PyObject *av[2] = {NULL, NULL};
+    if (PARSE_ARGS("update_current_key", names, 2, av) < 0)
         return NULL;
+    PyObject *ctx = av[0], *item = av[1];
     if (store_alive(self) < 0 || sopy_check_ctx(ctx) < 0)
         return NULL;
-    PyObject *key = is_item(item) ? PyObject_GetAttrString(item, "key") : (Py_INCREF(item), item);
+    PyObject *key = is_item(item) ? PyObject_GetAttr(item, sopy_str_key) : (Py_INCREF(item), item);
     if (!key)
         return NULL;
     Arena a;
@@ -573,12 +680,13 @@ static PyObject *Store_update_current_key(StoreObject *self, PyObject *args, PyO
     return PyBool_FromLong(ok);
 }
 
-static PyObject *Store_update_current_value(StoreObject *self, PyObject *args, PyObject *kw)
+static PyObject *Store_update_current_value(StoreObject *self, FASTCALL_ARGS)
 {
-    static char *kwlist[] = {"ctx", "value", NULL};
-    PyObject *ctx, *value;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO:update_current_value", kwlist, &ctx, &value))
+    static const char *const names[] = {"ctx", "value"};
+    PyObject *av[2] = {NULL, NULL};
+    if (PARSE_ARGS("update_current_value", names, 2, av) < 0)
         return NULL;
+    PyObject *ctx = av[0], *value = av[1];
     if (store_alive(self) < 0 || sopy_check_ctx(ctx) < 0)
         return NULL;
     Arena a;
@@ -642,24 +750,24 @@ static PyObject *find_common(StoreObject *self, PyObject *ctx, PyObject *key, Py
     return PyBool_FromLong(found);
 }
 
-static PyObject *Store_find(StoreObject *self, PyObject *args, PyObject *kw)
+static PyObject *Store_find(StoreObject *self, FASTCALL_ARGS)
 {
-    static char *kwlist[] = {"ctx", "key", NULL};
-    PyObject *ctx, *key;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO:find", kwlist, &ctx, &key))
+    static const char *const names[] = {"ctx", "key"};
+    PyObject *av[2] = {NULL, NULL};
+    if (PARSE_ARGS("find", names, 2, av) < 0)
         return NULL;
-    return find_common(self, ctx, key, Py_None);
+    return find_common(self, av[0], av[1], Py_None);
 }
 
-static PyObject *Store_find_with_id(StoreObject *self, PyObject *args, PyObject *kw)
+static PyObject *Store_find_with_id(StoreObject *self, FASTCALL_ARGS)
 {
-    static char *kwlist[] = {"ctx", "key", "id", NULL};
-    PyObject *ctx, *key, *id;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO:find_with_id", kwlist, &ctx, &key, &id))
+    static const char *const names[] = {"ctx", "key", "id"};
+    PyObject *av[3] = {NULL, NULL, NULL};
+    if (PARSE_ARGS("find_with_id", names, 3, av) < 0)
         return NULL;
-    if (id == Py_None)
+    if (av[2] == Py_None)
         return sopy_raise(SOP_INVALID, "find_with_id needs an id (use find for none)");
-    return find_common(self, ctx, key, id);
+    return find_common(self, av[0], av[1], av[2]);
 }
 
 enum { NAV_FIRST, NAV_LAST, NAV_NEXT, NAV_PREV };
@@ -711,15 +819,19 @@ static PyObject *current(StoreObject *self, PyObject *ctx, int with_value)
     TxnObject *t = self->txn;
     sop_cursor *cur = self->cur;
     SopErr err = {0, {0}};
-    FetchBuf fb;
-    fetchbuf_init(&fb);
+    Arena a;
+    FetchRec rec;
+    int have = 0;
+    arena_init(&a);
     SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
         sop_val k, kd, v;
         sop_id id;
         int rc = sop_cursor_get(cur, &k, &kd, with_value ? &v : NULL, &id);
         if (rc == SOP_OK) {
-            if (fetchbuf_add(&fb, &k, &kd, with_value ? &v : NULL, &id) < 0)
+            if (fetchrec_put(&a, &rec, &k, &kd, with_value ? &v : NULL, &id) < 0)
                 sopy_capture_msg(&err, SOP_NOMEM, "copying the current item");
+            else
+                have = 1;
         } else if (rc != SOP_NO_CURSOR) {
             sopy_capture(&err, rc, t->txn);
         }
@@ -727,11 +839,11 @@ static PyObject *current(StoreObject *self, PyObject *ctx, int with_value)
     PyObject *res = NULL;
     if (err.rc)
         sopy_raise_err(&err);
-    else if (fb.n == 0)
+    else if (!have)
         res = nil_item();
     else
-        res = rec_to_item(self, &fb, &fb.recs[0], with_value);
-    fetchbuf_free(&fb);
+        res = rec_to_item(self, &a, &rec, with_value);
+    arena_free(&a);
     return res;
 }
 
@@ -803,12 +915,15 @@ static int parse_paging(PyObject *pi, sop_paging *p)
     return 0;
 }
 
-static PyObject *fetch(StoreObject *self, PyObject *args, PyObject *kw, int what)
+static PyObject *fetch(StoreObject *self, PyObject *const *args, Py_ssize_t nargs,
+                       PyObject *kwnames, int what)
 {
-    static char *kwlist[] = {"ctx", "paging_info", "pagingInfo", NULL};
-    PyObject *ctx, *pi = NULL, *pi2 = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OO", kwlist, &ctx, &pi, &pi2))
+    static const char *const names[] = {"ctx", "paging_info", "pagingInfo"};
+    PyObject *av[3] = {NULL, NULL, NULL};
+    if (parse_args(what == SOP_FETCH_KEYS ? "get_keys" : "get_items", args, nargs, kwnames, names,
+                   3, 1, av) < 0)
         return NULL;
+    PyObject *ctx = av[0], *pi = av[1], *pi2 = av[2];
     if (!pi)
         pi = pi2 ? pi2 : Py_None;
     if (store_alive(self) < 0 || sopy_check_ctx(ctx) < 0)
@@ -837,7 +952,7 @@ static PyObject *fetch(StoreObject *self, PyObject *args, PyObject *kw, int what
         sopy_raise_err(&err);
     } else if ((list = PyList_New((Py_ssize_t)fb.n)) != NULL) {
         for (size_t i = 0; i < fb.n; i++) {
-            PyObject *item = rec_to_item(self, &fb, &fb.recs[i], what == SOP_FETCH_VALUES);
+            PyObject *item = rec_to_item(self, &fb.a, &fb.recs[i], what == SOP_FETCH_VALUES);
             if (!item) {
                 Py_CLEAR(list);
                 break;
@@ -849,22 +964,23 @@ static PyObject *fetch(StoreObject *self, PyObject *args, PyObject *kw, int what
     return list;
 }
 
-static PyObject *Store_get_keys(StoreObject *self, PyObject *args, PyObject *kw)
+static PyObject *Store_get_keys(StoreObject *self, FASTCALL_ARGS)
 {
-    return fetch(self, args, kw, SOP_FETCH_KEYS);
+    return fetch(self, args, nargs, kwnames, SOP_FETCH_KEYS);
 }
 
-static PyObject *Store_get_items(StoreObject *self, PyObject *args, PyObject *kw)
+static PyObject *Store_get_items(StoreObject *self, FASTCALL_ARGS)
 {
-    return fetch(self, args, kw, SOP_FETCH_VALUES);
+    return fetch(self, args, nargs, kwnames, SOP_FETCH_VALUES);
 }
 
-static PyObject *Store_get_values(StoreObject *self, PyObject *args, PyObject *kw)
+static PyObject *Store_get_values(StoreObject *self, FASTCALL_ARGS)
 {
-    static char *kwlist[] = {"ctx", "keys", NULL};
-    PyObject *ctx, *arg;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO:get_values", kwlist, &ctx, &arg))
+    static const char *const names[] = {"ctx", "keys"};
+    PyObject *av[2] = {NULL, NULL};
+    if (PARSE_ARGS("get_values", names, 2, av) < 0)
         return NULL;
+    PyObject *ctx = av[0], *arg = av[1];
     if (store_alive(self) < 0 || sopy_check_ctx(ctx) < 0)
         return NULL;
     /* inputs: the Item objects (or keys) as given */
@@ -894,8 +1010,8 @@ static PyObject *Store_get_values(StoreObject *self, PyObject *args, PyObject *k
         PyObject *e = PyList_GET_ITEM(inputs, i), *key;
         Span kd;
         if (is_item(e)) {
-            key = PyObject_GetAttrString(e, "key");
-            in_ids[i] = key ? PyObject_GetAttrString(e, "id") : NULL;
+            key = PyObject_GetAttr(e, sopy_str_key);
+            in_ids[i] = key ? PyObject_GetAttr(e, sopy_str_id) : NULL;
             if (!in_ids[i] || sopy_parse_id(in_ids[i], &ids[i]) < 0) {
                 Py_XDECREF(key);
                 goto done;
@@ -948,12 +1064,12 @@ static PyObject *Store_get_values(StoreObject *self, PyObject *args, PyObject *k
     for (Py_ssize_t i = 0; result && i < n; i++) {
         PyObject *item;
         if (found[i]) {
-            item = rec_to_item(self, &fb, &fb.recs[r++], 1);
+            item = rec_to_item(self, &fb.a, &fb.recs[r++], 1);
         } else {
             /* echo the input with no value */
             PyObject *e = PyList_GET_ITEM(inputs, i);
             if (in_ids[i]) {
-                PyObject *k = PyObject_GetAttrString(e, "key");
+                PyObject *k = PyObject_GetAttr(e, sopy_str_key);
                 item = k ? new_item(k, Py_None, in_ids[i]) : NULL;
                 Py_XDECREF(k);
             } else {
@@ -1165,10 +1281,10 @@ static void Store_dealloc(StoreObject *self)
     TxnObject *t = self->txn;
     /* Give the cursor back early if nobody is using the transaction right
      * now; otherwise the engine frees it when the transaction ends. */
-    if (t && self->cur && PyThread_acquire_lock(t->lock, NOWAIT_LOCK)) {
+    if (t && self->cur && sopy_txn_trylock(t)) {
         if (t->txn)
             sop_cursor_close(self->cur);
-        PyThread_release_lock(t->lock);
+        sopy_txn_unlock(t);
     }
     self->cur = NULL;
     self->store = NULL;
@@ -1189,7 +1305,7 @@ static PyObject *Store_repr(StoreObject *self)
 }
 
 #define KWM(name, doc) \
-    {#name, (PyCFunction)(void (*)(void))Store_##name, METH_VARARGS | METH_KEYWORDS, doc}
+    {#name, (PyCFunction)(void (*)(void))Store_##name, METH_FASTCALL | METH_KEYWORDS, doc}
 
 static PyMethodDef Store_methods[] = {
     KWM(add, "add(ctx, key, value=None) -> bool\n\nAdd (key, value), an Item or a list of Items; "
