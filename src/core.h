@@ -176,6 +176,10 @@ int env_put_version(sop_env *env, uint64_t lid, uint64_t seq, uint64_t loc, uint
 int env_open_log(sop_env *env, uint32_t no, int create);
 int files_reserve_public(sop_env *env, uint32_t no);
 int env_write_batch(sop_env *env, sbuf *b, const log_commit *c, uint64_t *base); /* commit_mu held */
+int env_batch_start(sop_env *env, uint64_t *base);
+int env_batch_flush(sop_env *env, sbuf *b, uint64_t base, uint64_t *written);
+int env_batch_finish(sop_env *env, sbuf *b, const log_commit *c, uint64_t base, uint64_t written);
+#define BATCH_PIECE_BYTES (1u << 20) /* a batch this large is written in pieces */
 int env_sync_upto(sop_env *env, uint64_t seq);
 
 /* readers.c: the snapshot table shared between processes */

@@ -842,10 +842,13 @@ static void prealloc_after(sop_env *env, sop_file *f, uint64_t end)
     env->alloc_end = at;
 }
 
-/* Append a built batch (commit_mu and the file lock held): start a new file
- * when the current one is full, finish the commit record for its offset,
- * write it; on a write error cut the file back so nothing of it survives. */
-int env_write_batch(sop_env *env, sbuf *b, const log_commit *c, uint64_t *base_out)
+/* Writing a batch (commit_mu and the file lock held), in one piece
+ * (env_write_batch) or, for a large transaction, in pieces so it is never
+ * whole in memory: env_batch_start (a new file when the current one is full;
+ * the batch goes at *base), env_batch_flush (writes what b holds so far and
+ * empties it), env_batch_finish (the commit record, then the header last).
+ * On a write error the file is cut back to base so nothing of it survives. */
+int env_batch_start(sop_env *env, uint64_t *base)
 {
     int rc;
     if (env->log_end >= env->rotate_bytes) {
@@ -875,12 +878,14 @@ int env_write_batch(sop_env *env, sbuf *b, const log_commit *c, uint64_t *base_o
         env->log_bytes += LOG_FILE_HEADER;
         pthread_mutex_unlock(&env->mu);
     }
-    uint64_t base = env->log_end;
-    log_batch_finish(b, base, c);
-    if (b->err)
-        return sop_report(SOP_NOMEM, "commit batch");
+    *base = env->log_end;
+    return SOP_OK;
+}
+
+static int batch_write(sop_env *env, uint64_t base, const void *p, size_t n, uint64_t at)
+{
     sop_file *f = env->files[env->cur_file];
-    rc = f->io->pwrite(f, b->p, b->len, base);
+    int rc = f->io->pwrite(f, p, n, at);
     if (rc != SOP_OK) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", sop_errmsg());
@@ -891,18 +896,49 @@ int env_write_batch(sop_env *env, sbuf *b, const log_commit *c, uint64_t *base_o
         }
         sop_report(rc, "%s", msg + strlen(sop_strerror(rc)) + 2);
         env->alloc_end = base;
-        return rc;
     }
-    prealloc_after(env, f, base + b->len);
-    env->log_end = base + b->len;
+    return rc;
+}
+
+int env_batch_flush(sop_env *env, sbuf *b, uint64_t base, uint64_t *written)
+{
+    if (b->err)
+        return sop_report(SOP_NOMEM, "commit batch");
+    int rc = batch_write(env, base, b->p, b->len, base + *written);
+    if (rc == SOP_OK) {
+        *written += b->len;
+        b->len = 0;
+    }
+    return rc;
+}
+
+int env_batch_finish(sop_env *env, sbuf *b, const log_commit *c, uint64_t base, uint64_t written)
+{
+    unsigned char hdr[LOG_BATCH_HEADER];
+    log_batch_finish(b, base, written, c, hdr);
+    if (b->err)
+        return sop_report(SOP_NOMEM, "commit batch");
+    int rc = batch_write(env, base, b->p, b->len, base + written);
+    if (rc == SOP_OK && written)
+        rc = batch_write(env, base, hdr, sizeof hdr, base);
+    if (rc != SOP_OK)
+        return rc;
+    uint64_t len = written + b->len;
+    prealloc_after(env, env->files[env->cur_file], base + len);
+    env->log_end = base + len;
     env->file_end[env->cur_file] = env->log_end;
     pthread_mutex_lock(&env->mu);
-    env->log_bytes += b->len;
+    env->log_bytes += len;
     if (!env->unsynced_lo)
         env->unsynced_lo = env->cur_file;
     pthread_mutex_unlock(&env->mu);
-    *base_out = base;
     return SOP_OK;
+}
+
+int env_write_batch(sop_env *env, sbuf *b, const log_commit *c, uint64_t *base_out)
+{
+    int rc = env_batch_start(env, base_out);
+    return rc == SOP_OK ? env_batch_finish(env, b, c, *base_out, 0) : rc;
 }
 
 static int validate(sop_txn *t)
@@ -952,6 +988,7 @@ int env_commit(sop_txn *t)
     sop_txn *ct = t, *mt = NULL; /* the transaction whose nodes are committed */
     node **bnodes = NULL;
     size_t nnew = 0;
+    uint64_t base = 0, written = 0; /* where the batch goes; bytes of it written so far */
 
     pthread_mutex_lock(&env->commit_mu);
     if (env->poisoned) {
@@ -1018,7 +1055,9 @@ int env_commit(sop_txn *t)
             cat_op_touch(&ops, ts->def->id, ts->delta);
     }
 
-    /* the batch: every dirty node as a blob, then the commit record */
+    /* the batch: every dirty node as a blob, then the commit record; a large
+     * one goes to the file in pieces as it is built */
+    SOP_CHECK(env_batch_start(env, &base));
     log_batch_begin(&b);
     for (size_t i = 0; ct->dirty && i <= ct->dirty_mask; i++) {
         node *n = ct->dirty[i].n;
@@ -1031,18 +1070,22 @@ int env_commit(sop_txn *t)
             break;
         node_encode(n, p, map_lid, &m);
         uint64_t real = map_lid(&m, ct->dirty[i].lid);
-        size_t at = log_put_blob(&b, LOG_KIND_NODE, real, 0, p, sz);
+        size_t at = written + log_put_blob(&b, LOG_KIND_NODE, real, 0, p, sz);
         bnodes[c.n_blobs] = n;
         c.blobs[c.n_blobs++] = (log_blob_ref){real, at, (uint32_t)sz};
+        if (b.len >= BATCH_PIECE_BYTES && (rc = env_batch_flush(env, &b, base, &written)) != SOP_OK)
+            goto fail;
     }
     for (size_t i = 0; ct->vals && i <= ct->vals_mask; i++) {
         const value_ent *v = &ct->vals[i];
         if (!v->lid)
             continue;
         uint64_t real = map_lid(&m, v->lid);
-        size_t at = log_put_blob(&b, LOG_KIND_VALUE, real, 0, v->data, v->len);
+        size_t at = written + log_put_blob(&b, LOG_KIND_VALUE, real, 0, v->data, v->len);
         bnodes[c.n_blobs] = NULL;
         c.blobs[c.n_blobs++] = (log_blob_ref){real, at, (uint32_t)v->len};
+        if (b.len >= BATCH_PIECE_BYTES && (rc = env_batch_flush(env, &b, base, &written)) != SOP_OK)
+            goto fail;
     }
     c.seq = seq;
     c.next_lid = next_lid;
@@ -1056,9 +1099,9 @@ int env_commit(sop_txn *t)
         rc = sop_report(SOP_NOMEM, "commit batch");
         goto fail;
     }
-    uint64_t base;
-    rc = env_write_batch(env, &b, &c, &base);
+    rc = env_batch_finish(env, &b, &c, base, written);
     c.freed = NULL;
+    written = 0; /* the batch is whole: nothing to cut back */
     if (rc != SOP_OK)
         goto fail;
 
@@ -1124,6 +1167,15 @@ int env_commit(sop_txn *t)
     return env_sync_upto(env, seq);
 
 fail:
+    if (written) {
+        /* pieces of a batch that will not be finished: cut them off (their
+         * zero header already ends the log there) */
+        sop_file *f = env->files[env->cur_file];
+        if (f->io->truncate(f, base) == SOP_OK)
+            env->alloc_end = base;
+        else
+            sop_clear_errmsg();
+    }
 out:
     if (locked)
         env->lock_file->io->unlock(env->lock_file);

@@ -415,7 +415,8 @@ void log_batch_begin(sbuf *b)
     }
 }
 
-void log_batch_finish(sbuf *b, uint64_t base, const log_commit *c)
+void log_batch_finish(sbuf *b, uint64_t base, uint64_t before, const log_commit *c,
+                      unsigned char hdr[LOG_BATCH_HEADER])
 {
     size_t tstart = b->len;
     sbuf_u32(b, MAGIC_TRAIL);
@@ -443,12 +444,15 @@ void log_batch_finish(sbuf *b, uint64_t base, const log_commit *c)
     sbuf_u32(b, sop_crc32c(0, b->p + tstart, b->len - tstart));
     if (b->err)
         return;
-    unsigned char *h = b->p;
+    unsigned char *h = hdr;
+    memset(h, 0, LOG_BATCH_HEADER);
     sop_put32(h, MAGIC_BATCH);
     h[4] = LOG_FORMAT_VERSION;
     h[5] = 1;
     sop_put64(h + 8, c->seq);
-    sop_put64(h + 16, b->len);
+    sop_put64(h + 16, before + b->len);
     sop_put32(h + 24, (uint32_t)(b->len - tstart));
     sop_put32(h + 28, sop_crc32c(0, h, 28));
+    if (!before)
+        memcpy(b->p, h, LOG_BATCH_HEADER);
 }

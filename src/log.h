@@ -130,7 +130,12 @@ int log_parse_trailer(const unsigned char *t, size_t n, log_commit *c, const cha
 #define SOP_LOG_BATCH_API
 /* Build a batch: begin (reserves the header), add blobs with log_put_blob,
  * then finish with the commit record c whose blobs[].off are offsets within
- * b; base is the file offset where b will be written. */
+ * the batch; base is the file offset where the batch is written.  A large
+ * batch may be written in pieces: `before` bytes of it were already written
+ * (the zero header first) and b holds the rest; finish appends the trailer
+ * to b and puts the header in hdr (also at the start of b when before is
+ * 0), to be written after everything else. */
 void log_batch_begin(sbuf *b);
-void log_batch_finish(sbuf *b, uint64_t base, const log_commit *c);
+void log_batch_finish(sbuf *b, uint64_t base, uint64_t before, const log_commit *c,
+                      unsigned char hdr[LOG_BATCH_HEADER]);
 #endif

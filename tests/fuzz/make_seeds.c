@@ -56,7 +56,7 @@ int main(void)
     c.cat_ops_len = (uint32_t)ops.len;
     log_batch_begin(&b);
     size_t start = b.len;
-    log_batch_finish(&b, 64, &c);
+    { unsigned char hdr[LOG_BATCH_HEADER]; log_batch_finish(&b, 64, 0, &c, hdr); }
     put("corpus/log", 1, b.p + start, b.len - start);
     put("corpus/log", 2, ops.p, ops.len);
     def_unref(d);

@@ -60,7 +60,7 @@ static uint64_t write_batches(sop_file *f, int n, uint64_t *ends)
         c.blobs = refs;
         c.cat_ops = ops;
         c.cat_ops_len = 3;
-        log_batch_finish(&b, off, &c);
+        { unsigned char hdr[LOG_BATCH_HEADER]; log_batch_finish(&b, off, 0, &c, hdr); }
         f->io->pwrite(f, b.p, b.len, off);
         off += b.len;
         if (ends)
