@@ -205,6 +205,9 @@ typedef struct sop_env_stats {
     uint64_t node_reads;      /* blobs read from disk since open */
     uint64_t value_reads;     /* value blobs read from disk since open */
     uint64_t stores;          /* number of stores */
+    uint64_t spilled_bytes;   /* private nodes of large transactions written to
+                                 their spill files since open (they keep a
+                                 transaction within the cache size) */
 } sop_env_stats;
 SOP_API int sop_env_stat(sop_env *env, sop_env_stats *st);
 

@@ -56,6 +56,21 @@ static int done(sop_store *s, int rc)
     return rc;
 }
 
+/* done() for a write: also keeps the transaction's private nodes within
+ * their budget (txn.c, spilling); nothing borrowed is handed out by a write,
+ * so a node may leave memory here */
+static int done_write(sop_store *s, int rc)
+{
+    rc = done(s, rc);
+    if ((rc == SOP_OK || rc == SOP_NOTFOUND || rc == SOP_KEYEXIST) && s && s->txn &&
+        s->txn->nmem >= s->txn->spill_check) {
+        int src = txn_spill_check(s->txn);
+        if (src != SOP_OK)
+            return done(s, src);
+    }
+    return rc;
+}
+
 static void fill_item(node_item *it, const sop_val *key, const unsigned char *id, const sop_val *doc,
                       const sop_val *value)
 {
@@ -230,18 +245,18 @@ static int add_common(sop_store *s, const sop_val *key, const sop_val *doc, cons
     if (rc == SOP_OK)
         rc = check_item(key, doc, value);
     if (rc != SOP_OK)
-        return done(s, rc);
+        return done_write(s, rc);
     if (if_absent || s->ts->def->unique) {
         int key_eq = 0;
         rc = btree_seek(&s->cur, key->data, key->size, NULL, &key_eq, NULL);
         if (rc != SOP_OK && rc != SOP_NOTFOUND)
-            return done(s, rc);
+            return done_write(s, rc);
         int exists = rc == SOP_OK && key_eq;
         obs_key(s, key, exists, s->cur.id);
         if (exists)
             return sop_report(SOP_KEYEXIST, "store '%s': key exists", s->ts->def->name);
     }
-    return done(s, insert_new(s, key, doc, value, id_out));
+    return done_write(s, insert_new(s, key, doc, value, id_out));
 }
 
 int sop_add(sop_store *s, const sop_val *key, const sop_val *key_doc, const sop_val *value, sop_id *id_out)
@@ -344,7 +359,7 @@ int sop_update(sop_store *s, const sop_val *key, const sop_val *key_doc, const s
         rc = seek_first(s, key);
     if (rc == SOP_OK)
         rc = replace_current(s, &s->cur, key_doc, key_doc != NULL, value, 1);
-    return done(s, rc);
+    return done_write(s, rc);
 }
 
 int sop_upsert(sop_store *s, const sop_val *key, const sop_val *key_doc, const sop_val *value)
@@ -358,7 +373,7 @@ int sop_upsert(sop_store *s, const sop_val *key, const sop_val *key_doc, const s
         rc = replace_current(s, &s->cur, key_doc, key_doc != NULL, value, 1);
     else if (rc == SOP_NOTFOUND)
         rc = insert_new(s, key, key_doc, value, NULL);
-    return done(s, rc);
+    return done_write(s, rc);
 }
 
 static int delete_current(sop_store *s, btree_cursor *bc)
@@ -391,7 +406,7 @@ int sop_remove(sop_store *s, const sop_val *key)
         rc = seek_first(s, key);
     if (rc == SOP_OK)
         rc = delete_current(s, &s->cur);
-    return done(s, rc);
+    return done_write(s, rc);
 }
 
 int sop_remove_id(sop_store *s, const sop_val *key, const sop_id *id)
@@ -411,7 +426,7 @@ int sop_remove_id(sop_store *s, const sop_val *key, const sop_id *id)
     }
     if (rc == SOP_OK)
         rc = delete_current(s, &s->cur);
-    return done(s, rc);
+    return done_write(s, rc);
 }
 
 int sop_update_key(sop_store *s, const sop_val *key, const sop_val *key_doc)
@@ -423,7 +438,7 @@ int sop_update_key(sop_store *s, const sop_val *key, const sop_val *key_doc)
         rc = seek_first(s, key);
     if (rc == SOP_OK)
         rc = replace_current(s, &s->cur, key_doc, 1, NULL, 0);
-    return done(s, rc);
+    return done_write(s, rc);
 }
 
 int sop_get(sop_store *s, const sop_val *key, sop_val *key_doc, sop_val *value, sop_id *id)
@@ -892,6 +907,7 @@ int sop_env_stat(sop_env *env, sop_env_stats *st)
     st->commit_seq = env->pub_seq;
     st->log_bytes = env->log_bytes;
     st->stores = env->pub_cat->n;
+    st->spilled_bytes = __atomic_load_n(&env->spilled_bytes, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&env->mu);
     st->live_bytes = rs.live_bytes;
     st->cache_bytes = rs.cached_bytes;

@@ -83,6 +83,7 @@ struct sop_env {
 
     registry *reg;
     uint64_t node_reads, value_reads; /* atomic counters */
+    uint64_t spilled_bytes;           /* atomic */
 };
 
 typedef struct txn_store txn_store;
@@ -124,10 +125,13 @@ typedef struct value_ent {
     size_t len;
 } value_ent;
 
-/* dirty node table entry */
+/* dirty node table entry: the node in memory (n), or spilled (n NULL):
+ * its encoded bytes at spill_off in the transaction's spill file */
 typedef struct dirty_ent {
     uint64_t lid;
     node *n;
+    uint64_t spill_off;
+    uint32_t spill_len;
 } dirty_ent;
 
 struct sop_txn {
@@ -144,6 +148,12 @@ struct sop_txn {
     /* dirty nodes: open addressing on lid */
     dirty_ent *dirty;
     size_t dirty_mask, ndirty;
+    size_t nmem;           /* dirty nodes in memory */
+    size_t spill_check;    /* measure the dirty bytes again when nmem reaches this */
+    size_t reserved;       /* dirty bytes reserved in the registry's cache capacity */
+    size_t spill_hand;     /* where the next spill starts looking in the table */
+    sop_file *spill;       /* spill file (unlinked), opened on first use */
+    uint64_t spill_end;
     uint64_t *freed;       /* lids of snapshot nodes dropped by this transaction */
     size_t nfreed, cap_freed;
     uint64_t next_temp;
@@ -217,7 +227,16 @@ int txn_open_store(sop_txn *txn, const char *name, const sop_store_options *crea
  * registered as a snapshot; used to merge a transaction's changes. */
 sop_txn *txn_new_merge(sop_env *env);
 void txn_free_merge(sop_txn *m);
-node *txn_dirty_get(const sop_txn *txn, uint64_t lid);
+/* The transaction's private copy of lid, in *out (NULL when it has none);
+ * a spilled one is read back.  Errors: SOP_IOERR, SOP_CORRUPT, SOP_NOMEM. */
+int txn_dirty_node(sop_txn *txn, uint64_t lid, node **out);
+/* After a write: keep the private nodes within the budget (the cache size)
+ * by spilling leaves to the transaction's spill file. */
+int txn_spill_check(sop_txn *txn);
+/* Read a spilled node's encoded bytes (len = e->spill_len) into buf. */
+int txn_spill_read(sop_txn *txn, const dirty_ent *e, void *buf);
+/* Give back the cache capacity reserved for the private nodes (at commit). */
+void txn_unreserve(sop_txn *txn);
 void txn_end(sop_txn *txn); /* release everything; txn freed */
 int txn_fail(sop_txn *txn, int rc);
 

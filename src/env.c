@@ -1060,15 +1060,20 @@ int env_commit(sop_txn *t)
     SOP_CHECK(env_batch_start(env, &base));
     log_batch_begin(&b);
     for (size_t i = 0; ct->dirty && i <= ct->dirty_mask; i++) {
-        node *n = ct->dirty[i].n;
-        if (!n)
+        const dirty_ent *e = &ct->dirty[i];
+        node *n = e->n;
+        if (!e->lid)
             continue;
-        size_t sz = node_encoded_size(n);
+        /* a spilled leaf's bytes are final (txn.c): copied as they are */
+        size_t sz = n ? node_encoded_size(n) : e->spill_len;
         scratch.len = 0;
         unsigned char *p = sbuf_reserve(&scratch, sz);
         if (!p)
             break;
-        node_encode(n, p, map_lid, &m);
+        if (n)
+            node_encode(n, p, map_lid, &m);
+        else if ((rc = txn_spill_read(ct, e, p)) != SOP_OK)
+            goto fail;
         uint64_t real = map_lid(&m, ct->dirty[i].lid);
         size_t at = written + log_put_blob(&b, LOG_KIND_NODE, real, 0, p, sz);
         bnodes[c.n_blobs] = n;
@@ -1105,7 +1110,9 @@ int env_commit(sop_txn *t)
     if (rc != SOP_OK)
         goto fail;
 
-    /* WRITTEN: install the versions and the new catalog */
+    /* WRITTEN: install the versions and the new catalog (the private nodes
+     * become cached versions: their reservation ends) */
+    txn_unreserve(t);
     catalog *nc;
     rc = cat_apply(env->seq_cat, seq, ops.p, ops.len, &nc);
     if (rc != SOP_OK) {

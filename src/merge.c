@@ -368,7 +368,9 @@ static int replay(sop_txn *t, txn_store *ts, sop_store *ms)
             else
                 node_unref(n);
         }
-        node *d = txn_dirty_get(t, lid);
+        node *d;
+        if ((rc = txn_dirty_node(t, lid, &d)) != SOP_OK)
+            break;
         if (d && d->kind == NODE_LEAF)
             after[nafter++] = d;
     }

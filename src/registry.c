@@ -40,6 +40,7 @@ struct registry {
     prune_entry *pq;  /* ring buffer */
     size_t pq_head, pq_len, pq_cap;
     size_t cache_cap, cache_bytes, cached_nodes;
+    size_t reserved;  /* atomic: transactions' private nodes, which share the capacity */
     size_t clock_hand;
     uint64_t live_bytes;
 };
@@ -182,10 +183,16 @@ static void free_version(registry *r, uint32_t idx)
 }
 
 /* CLOCK eviction down to the capacity (write lock held). */
+static size_t clean_cap(const registry *r)
+{
+    size_t res = __atomic_load_n(&r->reserved, __ATOMIC_RELAXED);
+    return res < r->cache_cap ? r->cache_cap - res : 0;
+}
+
 static void evict(registry *r)
 {
-    size_t scanned = 0, limit = r->pool_len * 2 + 1;
-    while (r->cache_bytes > r->cache_cap && scanned++ < limit && r->pool_len) {
+    size_t scanned = 0, limit = r->pool_len * 2 + 1, cap = clean_cap(r);
+    while (r->cache_bytes > cap && scanned++ < limit && r->pool_len) {
         if (r->clock_hand >= r->pool_len)
             r->clock_hand = 0;
         version *v = &r->pool[r->clock_hand++];
@@ -204,7 +211,7 @@ static void attach(registry *r, version *v, node *n)
     atomic_store(&v->ref, 1);
     r->cache_bytes += node_mem_size(n);
     r->cached_nodes++;
-    if (r->cache_bytes > r->cache_cap)
+    if (r->cache_bytes > clean_cap(r))
         evict(r);
 }
 
@@ -382,4 +389,20 @@ void reg_stat(registry *r, reg_stats *st)
     st->cached_bytes = r->cache_bytes;
     st->live_bytes = r->live_bytes;
     pthread_rwlock_unlock(&r->lock);
+}
+
+void reg_reserve(registry *r, int64_t delta)
+{
+    __atomic_add_fetch(&r->reserved, (size_t)delta, __ATOMIC_RELAXED);
+    if (delta > 0) {
+        pthread_rwlock_wrlock(&r->lock);
+        if (r->cache_bytes > clean_cap(r))
+            evict(r);
+        pthread_rwlock_unlock(&r->lock);
+    }
+}
+
+size_t reg_cache_cap(const registry *r)
+{
+    return r->cache_cap;
 }

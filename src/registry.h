@@ -46,5 +46,9 @@ typedef struct reg_stats {
     uint64_t lids, versions, cached_nodes, cached_bytes, live_bytes;
 } reg_stats;
 void reg_stat(registry *r, reg_stats *st);
+/* Transactions' private nodes share the cache capacity: the clean cache is
+ * kept within capacity minus the bytes reserved here (delta may be < 0). */
+void reg_reserve(registry *r, int64_t delta);
+size_t reg_cache_cap(const registry *r);
 
 #endif

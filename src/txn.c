@@ -6,6 +6,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "core.h"
 
@@ -18,14 +19,14 @@ static size_t h64(uint64_t x)
     return (size_t)x;
 }
 
-node *txn_dirty_get(const sop_txn *t, uint64_t lid)
+static dirty_ent *dirty_find(const sop_txn *t, uint64_t lid)
 {
     if (!t->dirty)
         return NULL;
     size_t i = h64(lid) & t->dirty_mask;
     while (t->dirty[i].lid) {
         if (t->dirty[i].lid == lid)
-            return t->dirty[i].n;
+            return &t->dirty[i];
         i = (i + 1) & t->dirty_mask;
     }
     return NULL;
@@ -53,9 +54,9 @@ static int dirty_put(sop_txn *t, uint64_t lid, node *n)
     size_t i = h64(lid) & t->dirty_mask;
     while (t->dirty[i].lid)
         i = (i + 1) & t->dirty_mask;
-    t->dirty[i].lid = lid;
-    t->dirty[i].n = n;
+    t->dirty[i] = (dirty_ent){lid, n, 0, 0};
     t->ndirty++;
+    t->nmem++;
     return SOP_OK;
 }
 
@@ -66,6 +67,8 @@ static void dirty_del(sop_txn *t, uint64_t lid)
         i = (i + 1) & t->dirty_mask;
     if (!t->dirty[i].lid)
         return;
+    if (t->dirty[i].n)
+        t->nmem--;
     node_unref(t->dirty[i].n);
     /* backward-shift delete */
     size_t j = i;
@@ -79,9 +82,163 @@ static void dirty_del(sop_txn *t, uint64_t lid)
             i = j;
         }
     }
-    t->dirty[i].lid = 0;
-    t->dirty[i].n = NULL;
+    t->dirty[i] = (dirty_ent){0, NULL, 0, 0};
     t->ndirty--;
+}
+
+/* ------------------------------------------------------------ spilling */
+/* A write transaction's private nodes share the cache capacity with the
+ * clean cache (registry), which shrinks to make room for them: beyond the
+ * whole capacity, leaves are written to the
+ * transaction's own spill file (created and at once unlinked in the
+ * database folder, so nothing is left behind by a crash) and read back when
+ * touched again.  Only leaves that hold no temporary lids are spilled: their
+ * encoded bytes are final, so the commit copies them into its batch as they
+ * are.  This bounds a transaction's memory by the cache size whatever its
+ * size (BENCHMARKS.md, workload 1 peak RSS). */
+#define SPILL_MIN_BUDGET ((size_t)4 << 20)
+
+static size_t spill_budget(const sop_txn *t)
+{
+    return SOP_MAX(reg_cache_cap(t->env->reg), SPILL_MIN_BUDGET);
+}
+
+static int spillable(const node *n)
+{
+    if (n->kind != NODE_LEAF)
+        return 0;
+    for (uint32_t i = 0; i < n->count; i++) {
+        node_item it;
+        node_get(n, i, &it);
+        if ((it.flags & ITEM_VALUE_REF) && it.vlen == 16 && (sop_get64(it.val) & TEMP_LID_BIT))
+            return 0;
+    }
+    return 1;
+}
+
+static int spill_open(sop_txn *t)
+{
+    static unsigned long counter;
+    char name[96];
+    snprintf(name, sizeof name, "sop-spill-%lu-%lu.tmp", (unsigned long)getpid(),
+             __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
+    char *p = sop_path_join(t->env->path, name);
+    if (!p)
+        return sop_report(SOP_NOMEM, "spill file path");
+    const sop_io *io = t->env->io;
+    int rc = io->open(io, p, SOP_IO_CREATE, &t->spill);
+    if (rc == SOP_OK && (rc = t->spill->io->truncate(t->spill, 0)) == SOP_OK)
+        rc = io->unlink(io, p);
+    sop_free(p);
+    if (rc != SOP_OK && t->spill) {
+        t->spill->io->close(t->spill);
+        t->spill = NULL;
+    }
+    t->spill_end = 0;
+    return rc;
+}
+
+static void set_reserved(sop_txn *t, size_t bytes)
+{
+    reg_reserve(t->env->reg, (int64_t)bytes - (int64_t)t->reserved);
+    t->reserved = bytes;
+}
+
+void txn_unreserve(sop_txn *t)
+{
+    set_reserved(t, 0);
+}
+
+int txn_spill_check(sop_txn *t)
+{
+    if (t->nmem < t->spill_check || t->mode != SOP_TXN_WRITE)
+        return SOP_OK;
+    size_t mem = 0, budget = spill_budget(t);
+    for (size_t i = 0; i <= t->dirty_mask; i++)
+        if (t->dirty[i].n)
+            mem += node_mem_size(t->dirty[i].n);
+    int rc = SOP_OK;
+    if (mem > budget) {
+        /* spill down to half the budget, going round the table */
+        sbuf enc = {0};
+        size_t want = budget / 2, size = t->dirty_mask + 1;
+        for (size_t k = 0; k < size && mem > want && rc == SOP_OK; k++) {
+            dirty_ent *e = &t->dirty[(t->spill_hand + k) % size];
+            if (!e->lid || !e->n || e->n->refs != 1 || !spillable(e->n))
+                continue; /* refs > 1: the B-tree may still hold it */
+            if (!t->spill && (rc = spill_open(t)) != SOP_OK)
+                break;
+            size_t sz = node_encoded_size(e->n);
+            enc.len = 0;
+            unsigned char *buf = sbuf_reserve(&enc, sz);
+            if (!buf) {
+                rc = sop_report(SOP_NOMEM, "spilling node %llu", (unsigned long long)e->lid);
+                break;
+            }
+            node_encode(e->n, buf, NULL, NULL);
+            if ((rc = t->spill->io->pwrite(t->spill, buf, sz, t->spill_end)) != SOP_OK)
+                break;
+            mem -= node_mem_size(e->n);
+            node_unref(e->n);
+            e->n = NULL;
+            e->spill_off = t->spill_end;
+            e->spill_len = (uint32_t)sz;
+            t->spill_end += sz;
+            __atomic_add_fetch(&t->env->spilled_bytes, sz, __ATOMIC_RELAXED);
+            t->nmem--;
+            t->spill_hand = (t->spill_hand + k + 1) % size;
+        }
+        sbuf_free(&enc);
+    }
+    set_reserved(t, mem);
+    t->spill_check = t->nmem + SOP_MAX(t->nmem / 4, (size_t)64);
+    return rc;
+}
+
+int txn_spill_read(sop_txn *t, const dirty_ent *e, void *buf)
+{
+    size_t got = 0;
+    int rc = t->spill->io->pread(t->spill, buf, e->spill_len, e->spill_off, &got);
+    if (rc == SOP_OK && got != e->spill_len)
+        rc = sop_report(SOP_IOERR, "spill file: node %llu truncated", (unsigned long long)e->lid);
+    return rc;
+}
+
+/* Bring a spilled node back into memory as a private (mutable) node. */
+static int unspill(sop_txn *t, dirty_ent *e)
+{
+    unsigned char *buf = sop_malloc(e->spill_len ? e->spill_len : 1);
+    if (!buf)
+        return sop_report(SOP_NOMEM, "reading spilled node %llu", (unsigned long long)e->lid);
+    node *d = NULL, *n = NULL;
+    int rc = txn_spill_read(t, e, buf);
+    if (rc == SOP_OK)
+        rc = node_decode(buf, e->spill_len, e->lid, &d);
+    sop_free(buf);
+    if (rc == SOP_OK && !(n = node_clone(d, e->lid)))
+        rc = sop_report(SOP_NOMEM, "reading spilled node %llu", (unsigned long long)e->lid);
+    node_unref(d);
+    if (rc != SOP_OK)
+        return txn_fail(t, rc);
+    e->n = n;
+    e->spill_len = 0;
+    t->nmem++;
+    return SOP_OK;
+}
+
+int txn_dirty_node(sop_txn *t, uint64_t lid, node **out)
+{
+    dirty_ent *e = dirty_find(t, lid);
+    *out = NULL;
+    if (!e)
+        return SOP_OK;
+    if (!e->n) {
+        int rc = unspill(t, e);
+        if (rc != SOP_OK)
+            return rc;
+    }
+    *out = e->n;
+    return SOP_OK;
 }
 
 /* --------------------------------------------------------- value table */
@@ -198,7 +355,10 @@ static void pin(sop_txn *t, node *n)
 static int io_get(void *arg, uint64_t lid, node **out)
 {
     sop_txn *t = arg;
-    node *n = txn_dirty_get(t, lid);
+    node *n;
+    int rc = txn_dirty_node(t, lid, &n);
+    if (rc != SOP_OK)
+        return rc;
     if (n) {
         *out = n;
         return SOP_OK;
@@ -213,7 +373,7 @@ static int io_get(void *arg, uint64_t lid, node **out)
         *out = n;
         return SOP_OK;
     }
-    int rc = env_read_node(t->env, lid, t->snap, &n);
+    rc = env_read_node(t->env, lid, t->snap, &n);
     if (rc != SOP_OK)
         return txn_fail(t, rc);
     pin(t, n);
@@ -229,13 +389,16 @@ static int io_get(void *arg, uint64_t lid, node **out)
 static int io_get_mut(void *arg, uint64_t lid, node **out)
 {
     sop_txn *t = arg;
-    node *n = txn_dirty_get(t, lid);
+    node *n;
+    int rc = txn_dirty_node(t, lid, &n);
+    if (rc != SOP_OK)
+        return rc;
     if (n) {
         *out = n;
         return SOP_OK;
     }
     node *clean;
-    int rc = io_get(arg, lid, &clean);
+    rc = io_get(arg, lid, &clean);
     if (rc != SOP_OK)
         return rc;
     n = node_clone(clean, lid);
@@ -268,7 +431,7 @@ static int io_alloc(void *arg, int kind, node **out)
 static int io_release(void *arg, uint64_t lid)
 {
     sop_txn *t = arg;
-    if (txn_dirty_get(t, lid))
+    if (dirty_find(t, lid))
         dirty_del(t, lid);
     if (lid & TEMP_LID_BIT)
         return SOP_OK;
@@ -308,7 +471,7 @@ static int ts_get(void *arg, uint64_t lid, node **out)
 static int ts_get_mut(void *arg, uint64_t lid, node **out)
 {
     txn_store *ts = arg;
-    if (!txn_dirty_get(ts->txn, lid)) {
+    if (!dirty_find(ts->txn, lid)) {
         int rc = note_lid(ts, lid);
         if (rc != SOP_OK)
             return rc;
@@ -423,6 +586,9 @@ void txn_end(sop_txn *t)
         if (t->dirty[i].lid)
             node_unref(t->dirty[i].n);
     sop_free(t->dirty);
+    txn_unreserve(t);
+    if (t->spill)
+        t->spill->io->close(t->spill);
     sop_free(t->freed);
     for (size_t i = 0; t->vals && i <= t->vals_mask; i++)
         sop_free(t->vals[i].data);
