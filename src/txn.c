@@ -191,7 +191,7 @@ int txn_spill_check(sop_txn *t)
         sbuf_free(&enc);
     }
     set_reserved(t, mem);
-    t->spill_check = t->nmem + SOP_MAX(t->nmem / 4, (size_t)64);
+    t->spill_check = t->nmem + SOP_MAX(t->nmem / 16, (size_t)64);
     return rc;
 }
 
