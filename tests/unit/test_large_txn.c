@@ -51,6 +51,13 @@ static void make_key(unsigned char k[16], int i)
     memcpy(k + 8, &b, 8);
 }
 
+/* 8-byte big-endian i: keys in i order */
+static void seq_key(unsigned char k[8], int i)
+{
+    for (int b = 0; b < 8; b++)
+        k[b] = (unsigned char)((uint64_t)i >> (56 - 8 * b));
+}
+
 static void make_val(unsigned char v[100], int i, int ver)
 {
     memset(v, 'a' + ver % 26, 100);
@@ -181,8 +188,7 @@ TEST(spill_commit_abort_reopen)
     CHECK_RC(sop_store_open(t, "m", &so, &s), SOP_OK);
     for (int i = 0; i < N; i++) {
         unsigned char k[8], v[100];
-        for (int b = 0; b < 8; b++)
-            k[b] = (unsigned char)((uint64_t)i >> (56 - 8 * b));
+        seq_key(k, i);
         make_val(v, i, 1);
         sop_val key = {8, k}, val = {100, v};
         CHECK_RC(sop_add(s, &key, NULL, &val, NULL), SOP_OK);
@@ -194,8 +200,7 @@ TEST(spill_commit_abort_reopen)
     CHECK_RC(sop_store_open(t, "m", NULL, &s), SOP_OK);
     for (int i = 0; i < N * 3 / 4; i++) {
         unsigned char k[8], v[100];
-        for (int b = 0; b < 8; b++)
-            k[b] = (unsigned char)((uint64_t)i >> (56 - 8 * b));
+        seq_key(k, i);
         make_val(v, i, 2);
         sop_val key = {8, k}, val = {100, v};
         CHECK_RC(sop_update(s, &key, NULL, &val), SOP_OK);
@@ -208,8 +213,7 @@ TEST(spill_commit_abort_reopen)
     CHECK_RC(sop_store_open(t2, "m", NULL, &s2), SOP_OK);
     {
         unsigned char k[8], v[100];
-        for (int b = 0; b < 8; b++)
-            k[b] = (unsigned char)((uint64_t)(N - 1) >> (56 - 8 * b));
+        seq_key(k, N - 1);
         make_val(v, N - 1, 77);
         sop_val key = {8, k}, val = {100, v};
         CHECK_RC(sop_update(s2, &key, NULL, &val), SOP_OK);
@@ -221,8 +225,7 @@ TEST(spill_commit_abort_reopen)
     int bad = 0;
     for (int i = 0; i < N; i++) {
         unsigned char k[8], want[100];
-        for (int b = 0; b < 8; b++)
-            k[b] = (unsigned char)((uint64_t)i >> (56 - 8 * b));
+        seq_key(k, i);
         make_val(want, i, i == N - 1 ? 77 : i < N * 3 / 4 ? 2 : 1);
         sop_val key = {8, k}, value;
         if (sop_get(s, &key, NULL, &value, NULL) != SOP_OK || value.size != 100 || memcmp(value.data, want, 100))
