@@ -638,14 +638,15 @@ static PyObject *Env_stat(EnvObject *self, PyObject *unused)
     env_leave(self);
     if (err.rc)
         return sopy_raise_err(&err);
-    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K}", "commit_seq",
+    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}", "commit_seq",
                          (unsigned long long)st.commit_seq, "log_bytes",
                          (unsigned long long)st.log_bytes, "live_bytes",
                          (unsigned long long)st.live_bytes, "cache_bytes",
                          (unsigned long long)st.cache_bytes, "node_reads",
                          (unsigned long long)st.node_reads, "value_reads",
                          (unsigned long long)st.value_reads, "stores",
-                         (unsigned long long)st.stores);
+                         (unsigned long long)st.stores, "spilled_bytes",
+                         (unsigned long long)st.spilled_bytes);
 }
 
 static PyObject *Env_get_closed(EnvObject *self, void *c)
