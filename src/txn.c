@@ -151,7 +151,7 @@ void txn_unreserve(sop_txn *t)
 
 int txn_spill_check(sop_txn *t)
 {
-    if (t->nmem < t->spill_check || t->mode != SOP_TXN_WRITE)
+    if (t->nmem < t->spill_check || t->mode != SOP_TXN_WRITE || !t->dirty)
         return SOP_OK;
     size_t mem = 0, budget = spill_budget(t);
     for (size_t i = 0; i <= t->dirty_mask; i++)

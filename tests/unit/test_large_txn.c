@@ -411,8 +411,34 @@ TEST(batch_in_pieces)
     rm_dir();
 }
 
+/* A write whose first operation changes nothing (no private node yet) must
+ * not trip the spill check. */
+TEST(first_write_finds_nothing)
+{
+    fresh_dir();
+    sop_env *env = open_small_cache();
+    REQUIRE(env);
+    sop_txn *t;
+    sop_store *s;
+    sop_store_options so;
+    memset(&so, 0, sizeof so);
+    CHECK_RC(commit_one(env, 1), SOP_OK);
+    CHECK_RC(sop_txn_begin(env, SOP_TXN_WRITE, 0, &t), SOP_OK);
+    CHECK_RC(sop_store_open(t, "p", NULL, &s), SOP_OK);
+    unsigned char k[16], v[100];
+    make_key(k, 2);
+    make_val(v, 2, 1);
+    sop_val key = {16, k}, val = {100, v};
+    CHECK_RC(sop_remove(s, &key), SOP_NOTFOUND);
+    CHECK_RC(sop_update(s, &key, NULL, &val), SOP_NOTFOUND);
+    CHECK_RC(sop_txn_commit(t), SOP_OK);
+    CHECK_RC(sop_env_close(env), SOP_OK);
+    rm_dir();
+}
+
 int main(void)
 {
+    RUN(first_write_finds_nothing);
     RUN(spill_commit_abort_reopen);
     RUN(spill_with_separate_values);
     RUN(preallocated_tail);
