@@ -91,7 +91,16 @@ static int utf8_valid(const unsigned char *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
-        unsigned char c = s[i];
+        unsigned char c;
+        if (n - i >= 8) { /* ASCII fast path: 8 bytes without a high bit */
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (!(w & 0x8080808080808080ull)) {
+                i += 8;
+                continue;
+            }
+        }
+        c = s[i];
         if (c < 0x80) {
             i++;
             continue;

@@ -16,17 +16,37 @@
  *   heap: the entries in slot order, back to back (slot[0] = 0, no garbage)
  *
  * Memory: every node is one allocation (struct + child/pfx/slot/heap arrays,
- * `block`).  An array that must grow is moved to its own allocation (bit in
- * `owned`; pfx and slot grow together as one allocation), never per item.
+ * `block`; the struct 64-byte aligned inside it).  An array that must grow is
+ * moved to its own allocation (bit in `owned`; pfx and slot grow together as
+ * one allocation), never per item.  Entries appended in key order lie in the
+ * heap in slot order (`in_order`): truncating, appending such a range and
+ * encoding then copy whole blocks without parsing entries.
  *
- * Search: besides the slot array, a node keeps in memory (never encoded) an
- * array `pfx` parallel to it: the first 8 key bytes of each entry, zero
- * padded, as a big-endian integer.  Padded prefixes in strict integer order
- * imply the same strict order of the (key, id) pairs, so binary search runs
- * on this dense array and only entries whose prefix equals the probe's are
- * parsed and compared in full (a shorter key and a longer key with trailing
- * zero bytes share a prefix: equal prefixes always fall back to the full
- * compare).
+ * Search: besides the slot array, a node keeps in memory (never encoded) a
+ * common prefix length `cpl` (every key of the node starts with the first
+ * cpl bytes of entry 0's key) and an array `pfx` parallel to the slots: the
+ * 8 key bytes of each entry after the common prefix (bytes cpl..cpl+7), zero
+ * padded, as a big-endian integer.  A probe is first compared with the
+ * common prefix (with its first 16 bytes kept in `cpw`, so usually without
+ * reading the heap; when it differs the probe sorts before or after every
+ * entry); otherwise its own 8 bytes at offset cpl are compared with the
+ * array.  Padded prefixes in strict integer order imply the same strict
+ * order of the (key, id) pairs, so binary search runs on this dense array and
+ * only entries whose prefix equals the probe's are parsed and compared in
+ * full (a shorter key and a longer key with trailing zero bytes share a
+ * prefix: equal prefixes always fall back to the full compare).  Sequential
+ * keys, which share their first bytes, thus still differ in the array.
+ *
+ * Keeping cpl: any value works as long as all keys share those bytes, so
+ * removals keep it (it may become shorter than the longest common prefix);
+ * an insert or key replacement of a key that does not share it shortens it
+ * and rebuilds the array (and always for a node's only key, whose bytes
+ * are the whole common prefix); the bulk edits (append/move/truncate) and
+ * decoding recompute it from the first and last keys (in a sorted node their
+ * common prefix is the common prefix of all keys) and rebuild the array when
+ * it changed; a clone copies it.  Item order is always memcmp order of the key bytes (index
+ * specifications are encoded into memcmp-ordered keys by keyenc.c), so this
+ * holds for every store.
  */
 #include "node.h"
 
@@ -67,24 +87,96 @@ static inline uint64_t key_prefix(const unsigned char *k, size_t l)
 {
 #if defined(__GNUC__) && defined(__BYTE_ORDER__) && \
     (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ || __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__)
-    uint64_t v = 0;
+    uint64_t v;
     if (l >= 8) {
         memcpy(&v, k, 8);
-    } else if (l) {
-        unsigned char b[8] = {0};
-        memcpy(b, k, l);
-        memcpy(&v, b, 8);
-    }
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    v = __builtin_bswap64(v);
+        v = __builtin_bswap64(v);
 #endif
-    return v;
+        return v;
+    }
+    if (l >= 4) { /* bytes 0..3 and l-4..l-1 (overlapping) */
+        uint32_t a, b;
+        memcpy(&a, k, 4);
+        memcpy(&b, k + l - 4, 4);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        a = __builtin_bswap32(a);
+        b = __builtin_bswap32(b);
+#endif
+        return (uint64_t)a << 32 | (uint64_t)b << (64 - 8 * l);
+    }
+    if (l) /* bytes 0, l/2 and l-1 */
+        return (uint64_t)k[0] << 56 | (uint64_t)k[l / 2] << (56 - 4 * (l & ~(size_t)1)) |
+               (uint64_t)k[l - 1] << (64 - 8 * l);
+    return 0;
 #else
     uint64_t v = 0;
     for (size_t i = 0; i < 8; i++)
         v = (v << 8) | (i < l ? k[i] : 0u);
     return v;
 #endif
+}
+
+/* Key prefix of k after its first off bytes (0 when the key is not longer). */
+static inline uint64_t sfx_prefix(const unsigned char *k, size_t l, size_t off)
+{
+    return l > off ? key_prefix(k + off, l - off) : 0;
+}
+
+/* memcmp sign of n bytes, inline: keys and their common prefixes are
+ * short, a library call costs more than the compare. */
+static inline int bytes_cmp(const unsigned char *a, const unsigned char *b, size_t n)
+{
+    uint64_t x, y;
+    while (n >= 8) {
+        x = key_prefix(a, 8);
+        y = key_prefix(b, 8);
+        if (x != y)
+            return x < y ? -1 : 1;
+        a += 8, b += 8, n -= 8;
+    }
+    x = key_prefix(a, n);
+    y = key_prefix(b, n);
+    return x < y ? -1 : x > y;
+}
+
+/* node_key_cmp with bytes_cmp. */
+static inline int key_cmp(const unsigned char *ka, size_t la, const unsigned char *kb, size_t lb)
+{
+    int c = bytes_cmp(ka, kb, la < lb ? la : lb);
+    if (c)
+        return c;
+    return la < lb ? -1 : la > lb;
+}
+
+/* Index of the first nonzero byte of a nonzero big-endian word. */
+static inline size_t first_diff(uint64_t x)
+{
+#if defined(__GNUC__)
+    return (size_t)__builtin_clzll(x) / 8;
+#else
+    size_t i = 0;
+    while (!(x >> 56))
+        x <<= 8, i++;
+    return i;
+#endif
+}
+
+/* Length of the common prefix of a and b. */
+static size_t common_prefix(const unsigned char *a, size_t la, const unsigned char *b, size_t lb)
+{
+    size_t m = la < lb ? la : lb, i = 0;
+    while (m - i >= 8) {
+        uint64_t x, y;
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        if (x != y)
+            break;
+        i += 8;
+    }
+    while (i < m && a[i] == b[i])
+        i++;
+    return i;
 }
 
 /* ------------------------------------------------------------ entry parsing */
@@ -153,7 +245,21 @@ static size_t entry_size(const node *n, uint32_t i)
     return s;
 }
 
-/* Key of entry i of a valid node (the 16-byte id follows the key). */
+/* Whether the entries lie back to back in slot order from heap offset 0 with
+ * no garbage (so entry i spans slot[i] .. slot[i+1], the last one ends at
+ * heap_len): disjoint entries at increasing offsets from 0 whose sizes add up
+ * to heap_len tile the heap.  True after decoding, compaction and appends of
+ * increasing keys; checked without parsing any entry. */
+static int in_order(const node *n)
+{
+    if (n->garbage != 0 || (n->count && n->slot[0] != 0))
+        return 0;
+    for (uint32_t i = 1; i < n->count; i++)
+        if (n->slot[i] <= n->slot[i - 1])
+            return 0;
+    return 1;
+}
+
 size_t node_entry_size(const node *n, uint32_t i)
 {
     return entry_size(n, i);
@@ -178,8 +284,110 @@ static inline int cmp_entry(const node *n, uint32_t i, const unsigned char *key,
 {
     size_t l;
     const unsigned char *k = entry_key(n, i, &l);
-    int c = node_key_cmp(k, l, key, klen);
-    return c ? c : memcmp(k + l, id, 16);
+    int c = key_cmp(k, l, key, klen);
+    return c ? c : bytes_cmp(k + l, id, 16);
+}
+
+/* cmp_entry for a probe known to start with the node's common prefix: the
+ * first `off` (= cpl) bytes are equal and skipped. */
+static inline int cmp_entry_from(const node *n, uint32_t i, const unsigned char *key, size_t klen,
+                                 const unsigned char *id, size_t off)
+{
+    size_t l;
+    const unsigned char *k = entry_key(n, i, &l);
+    int c = l >= off && klen >= off ? key_cmp(k + off, l - off, key + off, klen - off)
+                                    : key_cmp(k, l, key, klen);
+    return c ? c : bytes_cmp(k + l, id, 16);
+}
+
+/* ------------------------------------------------------------ prefix upkeep */
+
+/* Recompute pfx[a..b) for the current cpl. */
+static void rebuild_pfx(node *n, uint32_t a, uint32_t b)
+{
+    for (uint32_t i = a; i < b; i++) {
+        size_t l;
+        const unsigned char *k = entry_key(n, i, &l);
+        n->pfx[i] = sfx_prefix(k, l, n->cpl);
+    }
+}
+
+/* Common prefix length of the first and last keys (that of all keys of a
+ * sorted node; the whole key of a single entry). */
+static uint32_t ends_cpl(const node *n)
+{
+    size_t la, lb;
+    const unsigned char *a, *b;
+    if (n->count == 0)
+        return 0;
+    a = entry_key(n, 0, &la);
+    if (n->count == 1)
+        return (uint32_t)la;
+    b = entry_key(n, n->count - 1, &lb);
+    return (uint32_t)common_prefix(a, la, b, lb);
+}
+
+/* Set cpl (and cpw, from entry 0). */
+static void set_cpl(node *n, uint32_t c)
+{
+    size_t l, m = c < 16 ? c : 16;
+    const unsigned char *k;
+    n->cpl = c;
+    n->cpw[0] = n->cpw[1] = 0;
+    if (n->count == 0)
+        return;
+    k = entry_key(n, 0, &l);
+    if (m > l)
+        m = l;
+    n->cpw[0] = key_prefix(k, m < 8 ? m : 8);
+    if (m > 8)
+        n->cpw[1] = key_prefix(k + 8, m - 8);
+}
+
+/* After a bulk edit: recompute cpl and rebuild the array if it changed. */
+static void refresh_cpl(node *n)
+{
+    uint32_t c = ends_cpl(n);
+    if (c != n->cpl) {
+        set_cpl(n, c);
+        rebuild_pfx(n, 0, n->count);
+    }
+}
+
+/* The common prefix length once key is added to n (sole: it will be the
+ * only entry).  Call before the heap can move (key may point into it). */
+static uint32_t cpl_with(const node *n, const unsigned char *key, size_t klen, int sole)
+{
+    size_t l;
+    const unsigned char *k;
+    if (sole || n->count == 0)
+        return (uint32_t)klen;
+    if (n->cpl == 0)
+        return 0;
+    if (n->cpl <= 16) { /* against cpw, without reading entry 0 */
+        size_t m = klen < n->cpl ? klen : n->cpl, d;
+        uint64_t x = key_prefix(key, m < 8 ? m : 8) ^ n->cpw[0];
+        if (x || m <= 8)
+            d = x ? first_diff(x) : 8;
+        else
+            d = (x = key_prefix(key + 8, m - 8) ^ n->cpw[1]) ? 8 + first_diff(x) : 16;
+        return (uint32_t)(d < m ? d : m);
+    }
+    k = entry_key(n, 0, &l);
+    return (uint32_t)common_prefix(key, klen, k, l < n->cpl ? l : n->cpl);
+}
+
+/* After writing entry i (whose prefix was computed with cpl c): set it, or
+ * switch the node to c and rebuild every prefix (always for a single entry:
+ * its key is the whole common prefix, whose bytes may have changed). */
+static void set_pfx(node *n, uint32_t i, uint32_t c, uint64_t q)
+{
+    if (c == n->cpl && n->count > 1) {
+        n->pfx[i] = q;
+    } else {
+        set_cpl(n, c);
+        rebuild_pfx(n, 0, n->count);
+    }
 }
 
 static size_t leaf_item_size(const node_item *it)
@@ -220,14 +428,18 @@ static void put_sep(unsigned char *p, const unsigned char *key, size_t klen, con
 
 /* ------------------------------------------------------------ life cycle */
 
-/* One allocation: the struct, then child, pfx, slot and heap arrays. */
+/* One allocation: the struct, then child, pfx, slot and heap arrays.  The
+ * struct starts on a 64-byte boundary so that the fields a search reads
+ * (count, cpl, pfx, cpw, slot, heap) share one cache line. */
 static node *alloc_block(size_t slot_cap, size_t child_cap, size_t heap_cap)
 {
     size_t hdr = (sizeof(node) + 7) & ~(size_t)7;
-    unsigned char *b = sop_malloc(hdr + child_cap * 8 + slot_cap * 12 + heap_cap);
-    node *n = (node *)(void *)b;
-    if (!b)
+    unsigned char *raw = sop_malloc(63 + hdr + child_cap * 8 + slot_cap * 12 + heap_cap), *b;
+    node *n;
+    if (!raw)
         return NULL;
+    b = raw + ((64 - ((uintptr_t)raw & 63)) & 63);
+    n = (node *)(void *)b;
     memset(n, 0, sizeof *n);
     n->child = child_cap ? (uint64_t *)(void *)(b + hdr) : NULL;
     n->pfx = (uint64_t *)(void *)(b + hdr + child_cap * 8);
@@ -237,7 +449,7 @@ static node *alloc_block(size_t slot_cap, size_t child_cap, size_t heap_cap)
     n->child_cap = (uint32_t)child_cap;
     n->heap_cap = heap_cap;
     n->refs = 1;
-    n->block = b;
+    n->block = raw;
     return n;
 }
 
@@ -266,6 +478,10 @@ node *node_clone(const node *n, uint64_t lid)
     c->kind = n->kind;
     c->is_mutable = 1;
     c->count = n->count;
+    c->cpl = n->cpl;
+    c->cpw[0] = n->cpw[0];
+    c->cpw[1] = n->cpw[1];
+    c->has_refs = n->has_refs;
     if (n->count)
         memcpy(c->pfx, n->pfx, (size_t)n->count * 8);
     if (n->garbage == 0) {
@@ -322,8 +538,9 @@ void node_get(const node *n, uint32_t i, node_item *it)
     SOP_UNUSED(s);
 }
 
-/* Search for (key, klen, id) with prefix q: the first index whose entry is
- * >= the probe (upper = 0), or > the probe (upper = 1). */
+/* Search for (key, klen, id), which starts with the node's common prefix and
+ * has the 8 bytes q after it: the first index whose entry is >= the probe
+ * (upper = 0), or > the probe (upper = 1). */
 static inline uint32_t search(const node *n, uint64_t q, const unsigned char *key, size_t klen,
                               const unsigned char *id, int upper)
 {
@@ -361,7 +578,7 @@ static inline uint32_t search(const node *n, uint64_t q, const unsigned char *ke
     }
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        int c = cmp_entry(n, mid, key, klen, id);
+        int c = cmp_entry_from(n, mid, key, klen, id, n->cpl);
         if (upper ? c <= 0 : c < 0)
             lo = mid + 1;
         else
@@ -370,15 +587,56 @@ static inline uint32_t search(const node *n, uint64_t q, const unsigned char *ke
     return lo;
 }
 
+/* Compare the probe with the node's common prefix: <0 (>0) when it sorts
+ * before (after) every entry, else 0 and *q = its 8 bytes after the common
+ * prefix. */
+static inline int probe(const node *n, const unsigned char *key, size_t klen, uint64_t *q)
+{
+    size_t c = n->cpl;
+    if (c && n->count) {
+        size_t m = klen < c ? klen : c; /* bytes to compare */
+        if (c <= 8 && klen >= 8) { /* one word: the probe's first c bytes */
+            uint64_t a = key_prefix(key, 8) & (~(uint64_t)0 << (64 - 8 * c));
+            if (a != n->cpw[0])
+                return a < n->cpw[0] ? -1 : 1;
+        } else if (c <= 16) {
+            /* against cpw: the probe's m bytes zero padded compare below
+             * cpw's only when they are smaller or equal (m < c), and then the
+             * probe sorts first either way; above only when they differ */
+            uint64_t a = key_prefix(key, m < 8 ? m : 8);
+            if (a != n->cpw[0])
+                return a < n->cpw[0] ? -1 : 1;
+            if (m > 8 && (a = key_prefix(key + 8, m - 8)) != n->cpw[1])
+                return a < n->cpw[1] ? -1 : 1;
+        } else {
+            size_t l;
+            int r = bytes_cmp(key, entry_key(n, 0, &l), m);
+            if (r)
+                return r;
+        }
+        if (klen < c) /* a proper prefix of the common prefix */
+            return -1;
+    }
+    *q = sfx_prefix(key, klen, c);
+    return 0;
+}
+
 uint32_t node_lower_bound(const node *n, const unsigned char *key, size_t klen,
                           const unsigned char *id, int *key_eq)
 {
-    uint64_t q = key_prefix(key, klen);
-    uint32_t lo = search(n, q, key, klen, id ? id : zero_id, 0);
-    if (key_eq) {
+    uint64_t q = 0;
+    uint32_t lo;
+    int r = probe(n, key, klen, &q);
+    if (key_eq)
         *key_eq = 0;
-        if (lo < n->count && n->pfx[lo] == q)
-            *key_eq = node_key_is(n, lo, key, klen);
+    if (r)
+        return r < 0 ? 0 : n->count;
+    lo = search(n, q, key, klen, id ? id : zero_id, 0);
+    if (key_eq && lo < n->count && n->pfx[lo] == q) {
+        size_t l, c = n->cpl;
+        const unsigned char *k = entry_key(n, lo, &l);
+        *key_eq = l >= c ? key_cmp(k + c, l - c, key + c, klen - c) == 0
+                         : key_cmp(k, l, key, klen) == 0;
     }
     return lo;
 }
@@ -386,7 +644,7 @@ uint32_t node_lower_bound(const node *n, const unsigned char *key, size_t klen,
 int node_item_is(const node *n, uint32_t i, const unsigned char *key, size_t klen,
                  const unsigned char *id)
 {
-    if (i >= n->count || n->pfx[i] != key_prefix(key, klen))
+    if (i >= n->count || klen < n->cpl || n->pfx[i] != sfx_prefix(key, klen, n->cpl))
         return 0;
     return cmp_entry(n, i, key, klen, id ? id : zero_id) == 0;
 }
@@ -395,7 +653,7 @@ int node_key_is(const node *n, uint32_t i, const unsigned char *key, size_t klen
 {
     size_t l;
     const unsigned char *k;
-    if (i >= n->count || n->pfx[i] != key_prefix(key, klen))
+    if (i >= n->count || klen < n->cpl || n->pfx[i] != sfx_prefix(key, klen, n->cpl))
         return 0;
     k = entry_key(n, i, &l);
     return node_key_cmp(k, l, key, klen) == 0;
@@ -405,7 +663,11 @@ uint32_t node_child_index(const node *n, const unsigned char *key, size_t klen,
                           const unsigned char *id)
 {
     /* number of separators <= (key, id) */
-    return search(n, key_prefix(key, klen), key, klen, id ? id : zero_id, 1);
+    uint64_t q = 0;
+    int r = probe(n, key, klen, &q);
+    if (r)
+        return r < 0 ? 0 : n->count;
+    return search(n, q, key, klen, id ? id : zero_id, 1);
 }
 
 /* ------------------------------------------------------------ growth */
@@ -514,7 +776,8 @@ static int heap_reserve(node *n, size_t need, unsigned char **old)
 int node_leaf_insert(node *n, uint32_t i, const node_item *it)
 {
     size_t sz = leaf_item_size(it);
-    uint64_t q = key_prefix(it->key, it->klen); /* before `old` is freed */
+    uint32_t c = cpl_with(n, it->key, it->klen, 0); /* before `old` is freed */
+    uint64_t q = sfx_prefix(it->key, it->klen, c);
     unsigned char *old;
     int rc;
     SOP_ASSERT(n->is_mutable && n->kind == NODE_LEAF && i <= n->count);
@@ -526,27 +789,32 @@ int node_leaf_insert(node *n, uint32_t i, const node_item *it)
     memmove(n->slot + i + 1, n->slot + i, (size_t)(n->count - i) * 4);
     memmove(n->pfx + i + 1, n->pfx + i, (size_t)(n->count - i) * 8);
     n->slot[i] = (uint32_t)n->heap_len;
-    n->pfx[i] = q;
     n->heap_len += sz;
     n->count++;
+    n->has_refs |= (it->flags & ITEM_VALUE_REF) != 0;
+    set_pfx(n, i, c, q);
     return SOP_OK;
 }
 
 int node_leaf_replace(node *n, uint32_t i, const node_item *it)
 {
     size_t sz = leaf_item_size(it);
-    uint64_t q = key_prefix(it->key, it->klen); /* before `old` is freed */
+    uint32_t c;
+    uint64_t q;
     unsigned char *old;
     int rc;
     SOP_ASSERT(n->is_mutable && n->kind == NODE_LEAF && i < n->count);
+    c = cpl_with(n, it->key, it->klen, n->count == 1); /* before `old` is freed */
+    q = sfx_prefix(it->key, it->klen, c);
     if ((rc = heap_reserve(n, sz, &old)) != SOP_OK)
         return rc;
+    n->has_refs |= (it->flags & ITEM_VALUE_REF) != 0;
     put_leaf(n->heap + n->heap_len, it);
     sop_free(old);
     n->garbage += entry_size(n, i);
     n->slot[i] = (uint32_t)n->heap_len;
-    n->pfx[i] = q;
     n->heap_len += sz;
+    set_pfx(n, i, c, q);
     return SOP_OK;
 }
 
@@ -555,7 +823,8 @@ static int internal_insert(node *n, uint32_t i, const unsigned char *key, size_t
                            const unsigned char *id, uint32_t cpos, uint64_t lid)
 {
     size_t sz = sop_varint_len(klen) + klen + 16;
-    uint64_t q = key_prefix(key, klen); /* before `old` is freed */
+    uint32_t c = cpl_with(n, key, klen, 0); /* before `old` is freed */
+    uint64_t q = sfx_prefix(key, klen, c);
     unsigned char *old;
     int rc;
     SOP_ASSERT(n->is_mutable && n->kind == NODE_INTERNAL && i <= n->count);
@@ -568,11 +837,11 @@ static int internal_insert(node *n, uint32_t i, const unsigned char *key, size_t
     memmove(n->slot + i + 1, n->slot + i, (size_t)(n->count - i) * 4);
     memmove(n->pfx + i + 1, n->pfx + i, (size_t)(n->count - i) * 8);
     n->slot[i] = (uint32_t)n->heap_len;
-    n->pfx[i] = q;
     n->heap_len += sz;
     memmove(n->child + cpos + 1, n->child + cpos, ((size_t)n->count + 1 - cpos) * 8);
     n->child[cpos] = lid;
     n->count++;
+    set_pfx(n, i, c, q);
     return SOP_OK;
 }
 
@@ -592,18 +861,21 @@ int node_internal_set_key(node *n, uint32_t i, const unsigned char *key, size_t 
                           const unsigned char *id)
 {
     size_t sz = sop_varint_len(klen) + klen + 16;
-    uint64_t q = key_prefix(key, klen); /* before `old` is freed */
+    uint32_t c;
+    uint64_t q;
     unsigned char *old;
     int rc;
     SOP_ASSERT(n->is_mutable && n->kind == NODE_INTERNAL && i < n->count);
+    c = cpl_with(n, key, klen, n->count == 1); /* before `old` is freed */
+    q = sfx_prefix(key, klen, c);
     if ((rc = heap_reserve(n, sz, &old)) != SOP_OK)
         return rc;
     put_sep(n->heap + n->heap_len, key, klen, id);
     sop_free(old);
     n->garbage += entry_size(n, i);
     n->slot[i] = (uint32_t)n->heap_len;
-    n->pfx[i] = q;
     n->heap_len += sz;
+    set_pfx(n, i, c, q);
     return SOP_OK;
 }
 
@@ -618,6 +890,8 @@ static void after_shrink(node *n)
     if (n->count == 0) {
         n->heap_len = 0;
         n->garbage = 0;
+        set_cpl(n, 0);
+        n->has_refs = 0;
     }
 }
 
@@ -648,10 +922,15 @@ void node_internal_remove_left(node *n, uint32_t i)
 void node_truncate(node *n, uint32_t at)
 {
     SOP_ASSERT(n->is_mutable && at <= n->count);
-    for (uint32_t i = at; i < n->count; i++)
-        n->garbage += entry_size(n, i);
+    if (at < n->count && in_order(n)) {
+        n->heap_len = n->slot[at]; /* the dropped entries are the heap's end */
+    } else {
+        for (uint32_t i = at; i < n->count; i++)
+            n->garbage += entry_size(n, i);
+    }
     n->count = at;
     after_shrink(n);
+    refresh_cpl(n); /* the remaining keys may share a longer prefix */
 }
 
 int node_reset(node *n, int kind)
@@ -661,6 +940,8 @@ int node_reset(node *n, int kind)
     n->count = 0;
     n->heap_len = 0;
     n->garbage = 0;
+    set_cpl(n, 0);
+    n->has_refs = 0;
     n->kind = (uint8_t)kind;
     if (kind == NODE_INTERNAL) {
         if (!n->child)
@@ -676,15 +957,18 @@ int node_reset(node *n, int kind)
  * cfirst .. cfirst + (b - a) - 1 too. */
 static int append_range(node *to, const node *from, uint32_t a, uint32_t b, uint32_t cfirst)
 {
-    uint32_t m = b - a;
+    uint32_t m = b - a, c;
     size_t bytes = 0, off;
     unsigned char *old;
-    int rc;
+    int rc, block;
     SOP_ASSERT(to->is_mutable && to != from && to->kind == from->kind && a <= b && b <= from->count);
     if (m == 0)
         return SOP_OK;
-    for (uint32_t i = a; i < b; i++)
-        bytes += entry_size(from, i);
+    if ((block = in_order(from)) != 0) /* one block: slot[a] .. the end of entry b-1 */
+        bytes = (b < from->count ? from->slot[b] : from->heap_len) - from->slot[a];
+    else
+        for (uint32_t i = a; i < b; i++)
+            bytes += entry_size(from, i);
     if ((rc = grow_slots(to, (uint64_t)to->count + m)) != SOP_OK)
         return rc;
     if (to->kind == NODE_INTERNAL && (rc = grow_children(to, (uint64_t)to->count + 1 + m)) != SOP_OK)
@@ -693,17 +977,38 @@ static int append_range(node *to, const node *from, uint32_t a, uint32_t b, uint
         return rc;
     sop_free(old);
     off = to->heap_len;
-    for (uint32_t i = a; i < b; i++) {
-        size_t s = entry_size(from, i);
-        memcpy(to->heap + off, from->heap + from->slot[i], s);
-        to->slot[to->count + (i - a)] = (uint32_t)off;
-        off += s;
+    if (block) {
+        memcpy(to->heap + off, from->heap + from->slot[a], bytes);
+        for (uint32_t i = a; i < b; i++)
+            to->slot[to->count + (i - a)] = (uint32_t)(off + (from->slot[i] - from->slot[a]));
+        off += bytes;
+    } else {
+        for (uint32_t i = a; i < b; i++) {
+            size_t s = entry_size(from, i);
+            memcpy(to->heap + off, from->heap + from->slot[i], s);
+            to->slot[to->count + (i - a)] = (uint32_t)off;
+            off += s;
+        }
     }
     to->heap_len = off;
-    memcpy(to->pfx + to->count, from->pfx + a, (size_t)m * 8);
     if (to->kind == NODE_INTERNAL)
         memcpy(to->child + to->count + 1, from->child + cfirst, (size_t)m * 8);
+    /* prefixes: the common prefix of the result (from its first and last
+     * keys); the entries that were there keep theirs unless it changed, the
+     * new ones are copied when `from` used the same one */
     to->count += m;
+    to->has_refs |= from->has_refs;
+    c = ends_cpl(to);
+    if (to->count > m && c != to->cpl) {
+        set_cpl(to, c);
+        rebuild_pfx(to, 0, to->count);
+    } else {
+        set_cpl(to, c);
+        if (c == from->cpl)
+            memcpy(to->pfx + (to->count - m), from->pfx + a, (size_t)m * 8);
+        else
+            rebuild_pfx(to, to->count - m, to->count);
+    }
     return SOP_OK;
 }
 
@@ -734,6 +1039,7 @@ int node_move_head(node *from, uint32_t k, node *to)
         memmove(from->child, from->child + k, ((size_t)from->count - k + 1) * 8);
     from->count -= k;
     after_shrink(from);
+    refresh_cpl(from); /* the remaining keys may share a longer prefix */
     return SOP_OK;
 }
 
@@ -752,6 +1058,7 @@ void node_encode(const node *n, unsigned char *out, uint64_t (*map)(void *arg, u
 {
     unsigned char *p = out + NODE_HDR, *slots, *heap;
     size_t off = 0;
+    int refs;
     out[0] = NODE_MAGIC0;
     out[1] = NODE_MAGIC1;
     out[2] = NODE_FORMAT_VERSION;
@@ -764,18 +1071,26 @@ void node_encode(const node *n, unsigned char *out, uint64_t (*map)(void *arg, u
     }
     slots = p;
     heap = p + (size_t)n->count * 4;
+    refs = map && n->kind == NODE_LEAF && n->has_refs;
+    if (!refs && in_order(n)) {
+        /* the heap and the slots are the encoding as they are */
+        for (uint32_t i = 0; i < n->count; i++)
+            sop_put32(slots + (size_t)i * 4, n->slot[i]);
+        if (n->heap_len)
+            memcpy(heap, n->heap, n->heap_len);
+        return;
+    }
     for (uint32_t i = 0; i < n->count; i++) {
-        size_t s = entry_size(n, i);
-        memcpy(heap + off, n->heap + n->slot[i], s);
+        node_item it;
+        const unsigned char *e = n->heap + n->slot[i];
+        size_t s = parse_entry(e, n->heap + n->heap_len, n->kind == NODE_LEAF, &it);
+        SOP_ASSERT(s != 0);
+        memcpy(heap + off, e, s);
         sop_put32(slots + (size_t)i * 4, (uint32_t)off);
-        if (map && n->kind == NODE_LEAF) {
-            node_item it;
-            node_get(n, i, &it);
-            if ((it.flags & ITEM_VALUE_REF) && it.vlen == 16) {
-                /* a reference to a separate value blob: translate its lid too */
-                size_t at = (size_t)(it.val - (n->heap + n->slot[i]));
-                sop_put64(heap + off + at, map(map_arg, sop_get64(it.val)));
-            }
+        if (refs && (it.flags & ITEM_VALUE_REF) && it.vlen == 16) {
+            /* a reference to a separate value blob: translate its lid too */
+            size_t at = (size_t)(it.val - e);
+            sop_put64(heap + off + at, map(map_arg, sop_get64(it.val)));
         }
         off += s;
     }
@@ -784,7 +1099,7 @@ void node_encode(const node *n, unsigned char *out, uint64_t (*map)(void *arg, u
 
 void node_map_value_refs(node *n, uint64_t (*map)(void *arg, uint64_t lid), void *map_arg)
 {
-    if (n->kind != NODE_LEAF)
+    if (n->kind != NODE_LEAF || !n->has_refs)
         return;
     for (uint32_t i = 0; i < n->count; i++) {
         node_item it;
@@ -866,6 +1181,7 @@ int node_decode(const void *buf, size_t len, uint64_t lid, node **out)
                 BAD("entry %u value reference of %zu bytes", L, i, it.vlen);
                 goto fail;
             }
+            n->has_refs |= (it.flags & ITEM_VALUE_REF) != 0;
             if (it.dlen > SOP_MAX_KEY_DOC || it.vlen > SOP_MAX_VALUE) {
                 BAD("entry %u document or value too large", L, i);
                 goto fail;
@@ -875,7 +1191,6 @@ int node_decode(const void *buf, size_t len, uint64_t lid, node **out)
             BAD("entries %u and %u out of order", L, i - 1, i);
             goto fail;
         }
-        n->pfx[i] = key_prefix(it.key, it.klen);
         prev = it;
         off += s;
     }
@@ -883,6 +1198,8 @@ int node_decode(const void *buf, size_t len, uint64_t lid, node **out)
         BAD("heap has %zu bytes after the last entry", L, (size_t)hlen - off);
         goto fail;
     }
+    set_cpl(n, ends_cpl(n));
+    rebuild_pfx(n, 0, count);
     *out = n;
     return SOP_OK;
 fail:

@@ -42,11 +42,21 @@ typedef struct node {
     uint64_t lid;      /* logical id */
     uint8_t kind;      /* NODE_LEAF / NODE_INTERNAL */
     uint8_t is_mutable;/* 1: private to a transaction and editable */
+    uint8_t has_refs;  /* in memory only, leaf: 1 when an item may hold a value
+                          reference (set when one is added, cleared when the
+                          node becomes empty) */
     uint32_t count;    /* items (leaf) or separators (internal) */
+    uint32_t cpl;      /* in memory only: every key of the node starts with
+                          the first cpl bytes of entry 0's key (a lower bound
+                          of the longest common prefix; 0 when empty) */
+    uint64_t *pfx;     /* in memory only, parallel to slot: the 8 key bytes of
+                          entry i that follow the node's common prefix (key
+                          bytes cpl..cpl+7), zero padded, big-endian (so
+                          integer order = memcmp order of the padded bytes) */
+    uint64_t cpw[2];   /* in memory only: the first min(cpl, 16) bytes of that
+                          common prefix, zero padded, big-endian (compared
+                          without touching the heap) */
     uint32_t *slot;    /* count offsets into heap */
-    uint64_t *pfx;     /* in memory only, parallel to slot: the first 8 key
-                          bytes of entry i, zero padded, big-endian (so integer
-                          order = memcmp order of the padded prefixes) */
     unsigned char *heap;
     size_t heap_len;   /* bytes used in heap (including garbage) */
     uint64_t *child;   /* internal: count+1 child lids */
@@ -86,7 +96,8 @@ uint32_t node_lower_bound(const node *n, const unsigned char *key, size_t klen,
                           const unsigned char *id, int *key_eq);
 /** Whether i < count and item i equals (key,id) [id NULL = zero id], resp.
  *  has key `key`.  Like node_get + node_cmp / node_key_cmp, but an item whose
- *  8-byte key prefix differs is rejected without reading its bytes. */
+ *  8-byte prefix (after the node's common prefix) differs is rejected without
+ *  reading its bytes. */
 int node_item_is(const node *n, uint32_t i, const unsigned char *key, size_t klen,
                  const unsigned char *id);
 int node_key_is(const node *n, uint32_t i, const unsigned char *key, size_t klen);
