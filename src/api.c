@@ -208,8 +208,10 @@ static void obs_step(sop_store *s, int type, const unsigned char *fkey, size_t f
 }
 
 /* ---------------------------------------------------------- item ops */
+/* Insert a new item; unique: only if no item has its key (SOP_KEYEXIST,
+ * that item's id in found_id). */
 static int insert_new(sop_store *s, const sop_val *key, const sop_val *doc, const sop_val *value,
-                      sop_id *id_out)
+                      sop_id *id_out, int unique, unsigned char found_id[16])
 {
     sop_id id;
     sop_id_generate(&id);
@@ -225,7 +227,7 @@ static int insert_new(sop_store *s, const sop_val *key, const sop_val *doc, cons
     } else {
         fill_item(&it, key, id.bytes, doc, value);
     }
-    rc = btree_insert(&s->ts->bt, &it);
+    rc = unique ? btree_insert_unique(&s->ts->bt, &it, found_id) : btree_insert(&s->ts->bt, &it);
     if (rc != SOP_OK && (it.flags & ITEM_VALUE_REF))
         txn_drop_value(s->txn, sop_get64(ref));
     if (rc == SOP_OK) {
@@ -247,16 +249,16 @@ static int add_common(sop_store *s, const sop_val *key, const sop_val *doc, cons
     if (rc != SOP_OK)
         return done_write(s, rc);
     if (if_absent || s->ts->def->unique) {
-        int key_eq = 0;
-        rc = btree_seek(&s->cur, key->data, key->size, NULL, &key_eq, NULL);
-        if (rc != SOP_OK && rc != SOP_NOTFOUND)
-            return done_write(s, rc);
-        int exists = rc == SOP_OK && key_eq;
-        obs_key(s, key, exists, s->cur.id);
-        if (exists)
+        /* the existence check rides on the insert's own descent */
+        unsigned char found[16];
+        rc = insert_new(s, key, doc, value, id_out, 1, found);
+        if (rc == SOP_OK || rc == SOP_KEYEXIST)
+            obs_key(s, key, rc == SOP_KEYEXIST, found);
+        if (rc == SOP_KEYEXIST)
             return sop_report(SOP_KEYEXIST, "store '%s': key exists", s->ts->def->name);
+        return done_write(s, rc);
     }
-    return done_write(s, insert_new(s, key, doc, value, id_out));
+    return done_write(s, insert_new(s, key, doc, value, id_out, 0, NULL));
 }
 
 int sop_add(sop_store *s, const sop_val *key, const sop_val *key_doc, const sop_val *value, sop_id *id_out)
@@ -372,7 +374,7 @@ int sop_upsert(sop_store *s, const sop_val *key, const sop_val *key_doc, const s
     if (rc == SOP_OK)
         rc = replace_current(s, &s->cur, key_doc, key_doc != NULL, value, 1);
     else if (rc == SOP_NOTFOUND)
-        rc = insert_new(s, key, key_doc, value, NULL);
+        rc = insert_new(s, key, key_doc, value, NULL, 0, NULL);
     return done_write(s, rc);
 }
 

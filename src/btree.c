@@ -103,6 +103,7 @@ static int descend(btree *bt, btree_cursor *c, const unsigned char *key, size_t 
     uint64_t lid = bt->root;
     node *n;
     int rc;
+    c->at_left = c->at_right = 1;
     for (int d = 0;; d++) {
         if (d >= BTREE_MAX_DEPTH)
             return too_deep(bt);
@@ -118,8 +119,25 @@ static int descend(btree *bt, btree_cursor *c, const unsigned char *key, size_t 
         if (n->kind != NODE_INTERNAL || n->count == 0)
             return bad_node(n, "bad kind or internal node without separators");
         c->path[d].idx = node_child_index(n, key, klen, id);
+        c->at_left &= c->path[d].idx == 0;
+        c->at_right &= c->path[d].idx == n->count;
         lid = n->child[c->path[d].idx];
     }
+}
+
+/* Does item i of leaf have this key?  0 no, 1 yes (its id into id), -1 there
+ * is no item i in this leaf but other leaves hold items on that side. */
+static int neighbour_has_key(const btree_cursor *c, const node *leaf, uint32_t i, int right,
+                             const unsigned char *key, size_t klen, unsigned char id[16])
+{
+    if (i >= leaf->count) /* i == count (right side) or i == (uint32_t)-1 (left side) */
+        return (right ? c->at_right : c->at_left) ? 0 : -1;
+    node_item it;
+    node_get(leaf, i, &it);
+    if (node_key_cmp(it.key, it.klen, key, klen) != 0)
+        return 0;
+    memcpy(id, it.id, 16);
+    return 1;
 }
 
 static int item_is(const node *leaf, uint32_t i, const unsigned char *key, size_t klen,
@@ -240,6 +258,44 @@ int btree_insert(btree *bt, const node_item *it)
     if ((rc = descend(bt, &c, it->key, it->klen, it->id, &leaf)) != SOP_OK)
         return rc;
     i = c.path[c.depth - 1].idx;
+    if (item_is(leaf, i, it->key, it->klen, it->id))
+        return SOP_KEYEXIST;
+    bt->mod++;
+    if ((rc = IO_MUT(c.path[c.depth - 1].lid, &leaf)) != SOP_OK ||
+        (rc = node_leaf_insert(leaf, i, it)) != SOP_OK)
+        return rc;
+    return split_up(bt, &c);
+}
+
+int btree_insert_unique(btree *bt, const node_item *it, unsigned char found_id[16])
+{
+    btree_cursor c;
+    node *leaf;
+    int rc;
+    if (it->klen > SOP_MAX_KEY)
+        return sop_report(SOP_KEY_TOO_LARGE, "key of %zu bytes", it->klen);
+    if ((rc = descend(bt, &c, it->key, it->klen, it->id, &leaf)) != SOP_OK)
+        return rc;
+    /* items are ordered by (key, id): an item with this key would be a
+     * neighbour of the new one */
+    uint32_t i = c.path[c.depth - 1].idx;
+    int l = neighbour_has_key(&c, leaf, i - 1, 0, it->key, it->klen, found_id);
+    int r = l == 1 ? 0 : neighbour_has_key(&c, leaf, i, 1, it->key, it->klen, found_id);
+    if (l == 1 || r == 1)
+        return SOP_KEYEXIST;
+    if (l < 0 || r < 0) {
+        /* the neighbour is in another leaf: look the key up */
+        btree_cursor s;
+        int key_eq = 0;
+        btree_cursor_init(&s, bt);
+        rc = btree_seek(&s, it->key, it->klen, NULL, &key_eq, NULL);
+        if (rc != SOP_OK && rc != SOP_NOTFOUND)
+            return rc;
+        if (rc == SOP_OK && key_eq) {
+            memcpy(found_id, s.id, 16);
+            return SOP_KEYEXIST;
+        }
+    }
     if (item_is(leaf, i, it->key, it->klen, it->id))
         return SOP_KEYEXIST;
     bt->mod++;

@@ -69,6 +69,8 @@ typedef struct btree_cursor {
         uint32_t idx;
     } path[BTREE_MAX_DEPTH];   /* path[0] = root ... path[depth-1] = leaf */
     uint64_t mod;              /* bt->mod when path was computed */
+    unsigned char at_left;     /* the path took the first child at every level */
+    unsigned char at_right;    /* ... the last child at every level */
     /* the current item, saved to re-seek after an edit */
     size_t klen;
     unsigned char id[16];
@@ -97,6 +99,10 @@ int btree_current(btree_cursor *c, node_item *it);
 
 /** Insert an item; (key,id) must not exist (SOP_KEYEXIST if it does). */
 int btree_insert(btree *bt, const node_item *it);
+/** Insert an item unless an item with the same key (any id) exists: then
+ *  SOP_KEYEXIST, with that item's id in found_id.  One descent when the new
+ *  item's neighbours in its leaf decide (almost always); else a seek first. */
+int btree_insert_unique(btree *bt, const node_item *it, unsigned char found_id[16]);
 /** Replace the item with the same (key,id) (doc/value/flags change). SOP_NOTFOUND if absent. */
 int btree_replace(btree *bt, const node_item *it);
 /** Delete the item (key,id). SOP_NOTFOUND if absent. */

@@ -558,6 +558,59 @@ TEST(test_duplicates)
     mem_free(&m);
 }
 
+/* btree_insert_unique against a reference: a tree of keys with one item
+ * each (random ids, slot length 4 so neighbours often sit in other leaves),
+ * then unique inserts of present and absent keys with random ids. */
+static int put_unique(btree *bt, uint32_t v, uint32_t idv, unsigned char found[16])
+{
+    unsigned char k[32], id[16], val[8];
+    node_item it = {0};
+    make_key(k, &it.klen, v);
+    make_id(id, idv);
+    make_val(val, sizeof val, v ^ idv);
+    it.key = k;
+    it.id = id;
+    it.val = val;
+    it.vlen = sizeof val;
+    return btree_insert_unique(bt, &it, found);
+}
+
+TEST(test_insert_unique)
+{
+    mem_io m;
+    btree bt;
+    new_tree(&m, &bt, 4);
+    enum { KEYS = 3000 };
+    static uint32_t idof[KEYS]; /* 0 = absent */
+    memset(idof, 0, sizeof idof);
+    unsigned char found[16], want[16];
+    for (int n = 0; n < 20000; n++) {
+        uint32_t v = rnd() % KEYS, idv = 1 + rnd() % 1000000;
+        int rc = put_unique(&bt, v, idv, found);
+        if (idof[v]) {
+            CHECK_RC(rc, SOP_KEYEXIST);
+            make_id(want, idof[v]);
+            CHECK(memcmp(found, want, 16) == 0);
+        } else {
+            CHECK_RC(rc, SOP_OK);
+            idof[v] = idv;
+        }
+        if (n % 7 == 3) { /* and deletions, so separators outlive their keys */
+            uint32_t d = rnd() % KEYS;
+            if (idof[d]) {
+                CHECK_RC(del(&bt, d, idof[d]), SOP_OK);
+                idof[d] = 0;
+            }
+        }
+    }
+    uint64_t count = 0, present = 0;
+    for (int v = 0; v < KEYS; v++)
+        present += idof[v] != 0;
+    CHECK_RC(btree_check(&bt, &count), SOP_OK);
+    CHECK(count == present);
+    mem_free(&m);
+}
+
 TEST(test_reseek)
 {
     mem_io m;
@@ -1192,6 +1245,7 @@ int main(void)
     RUN(test_delete_to_empty);
     RUN(test_root_collapse);
     RUN(test_duplicates);
+    RUN(test_insert_unique);
     RUN(test_reseek);
     RUN(test_replace);
     RUN(test_key_limits);
