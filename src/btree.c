@@ -56,13 +56,19 @@ static int underfull(const btree *bt, const node *n)
 
 /* Where to split n: 0 when it needs no split (or no split point keeps both
  * halves within the fill rule); else the first entry of the right half
- * (leaf) or the separator that moves up (internal). */
-static uint32_t split_at(const btree *bt, const node *n)
+ * (leaf) or the separator that moves up (internal).  Halves are balanced,
+ * except for an append (the entry just added is the last of the tree's
+ * right edge: keys arriving in order): then the left half keeps as much as
+ * it may and the right one starts nearly empty, so in-order loads fill
+ * their nodes and the node each next commit rewrites stays small. */
+static uint32_t split_at(const btree *bt, const node *n, int append)
 {
-    uint32_t c = n->count, inner = n->kind == NODE_INTERNAL, best = 0;
+    uint32_t c = n->count, inner = n->kind == NODE_INTERNAL, best = 0, most = 0;
     size_t total = node_live_bytes(n), acc = 0, best_diff = SIZE_MAX;
-    if (c > slot_len(bt))
-        return c / 2;
+    if (c > slot_len(bt)) {
+        uint32_t m = c - min_fill(bt) - inner;
+        return append && m >= 1 && m <= slot_len(bt) ? m : c / 2;
+    }
     if (total <= BTREE_MAX_NODE_BYTES || c < 2 + inner)
         return 0;
     for (uint32_t i = 1; i + inner < c; i++) {
@@ -71,13 +77,15 @@ static uint32_t split_at(const btree *bt, const node *n)
         right = total - acc - (inner ? node_entry_size(n, i) : 0);
         if (!fill_ok(bt, i, acc) || !fill_ok(bt, c - i - inner, right))
             continue;
+        if (acc <= BTREE_MAX_NODE_BYTES)
+            most = i;
         diff = acc > right ? acc - right : right - acc;
         if (diff < best_diff) {
             best_diff = diff;
             best = i;
         }
     }
-    return best;
+    return append && most ? most : best;
 }
 
 static int bad_node(const node *n, const char *what)
@@ -187,8 +195,8 @@ static int split_node(btree *bt, node *n, uint32_t m, node *parent, uint32_t pid
     return split_into(n, m, *rightp, parent, pidx, 1);
 }
 
-/* Split overfull nodes from the leaf of path c upwards. */
-static int split_up(btree *bt, btree_cursor *c)
+/* Split overfull nodes from the leaf of path c upwards (append: see split_at). */
+static int split_up(btree *bt, btree_cursor *c, int append)
 {
     node *n, *parent, *right;
     uint32_t pidx;
@@ -198,7 +206,7 @@ static int split_up(btree *bt, btree_cursor *c)
         uint32_t m;
         if ((rc = IO_MUT(c->path[lvl].lid, &n)) != SOP_OK)
             return rc;
-        if (!(m = split_at(bt, n)))
+        if (!(m = split_at(bt, n, append)))
             return SOP_OK;
         if (root_split) { /* move the root's content into a new child */
             node *left;
@@ -225,9 +233,9 @@ static int split_up(btree *bt, btree_cursor *c)
         for (;;) {
             if ((rc = split_node(bt, n, m, parent, pidx, &right)) != SOP_OK)
                 return rc;
-            if ((m = split_at(bt, n)) != 0)
+            if ((m = split_at(bt, n, 0)) != 0)
                 continue;
-            if (!(m = split_at(bt, right)))
+            if (!(m = split_at(bt, right, 0)))
                 break;
             n = right;
             pidx++;
@@ -264,7 +272,7 @@ int btree_insert(btree *bt, const node_item *it)
     if ((rc = IO_MUT(c.path[c.depth - 1].lid, &leaf)) != SOP_OK ||
         (rc = node_leaf_insert(leaf, i, it)) != SOP_OK)
         return rc;
-    return split_up(bt, &c);
+    return split_up(bt, &c, c.at_right && i + 1 == leaf->count);
 }
 
 int btree_insert_unique(btree *bt, const node_item *it, unsigned char found_id[16])
@@ -302,7 +310,7 @@ int btree_insert_unique(btree *bt, const node_item *it, unsigned char found_id[1
     if ((rc = IO_MUT(c.path[c.depth - 1].lid, &leaf)) != SOP_OK ||
         (rc = node_leaf_insert(leaf, i, it)) != SOP_OK)
         return rc;
-    return split_up(bt, &c);
+    return split_up(bt, &c, c.at_right && i + 1 == leaf->count);
 }
 
 int btree_replace(btree *bt, const node_item *it)
@@ -320,7 +328,7 @@ int btree_replace(btree *bt, const node_item *it)
     if ((rc = IO_MUT(c.path[c.depth - 1].lid, &leaf)) != SOP_OK ||
         (rc = node_leaf_replace(leaf, i, it)) != SOP_OK)
         return rc;
-    return split_at(bt, leaf) ? split_up(bt, &c) : rebalance(bt, &c);
+    return split_at(bt, leaf, 0) ? split_up(bt, &c, 0) : rebalance(bt, &c);
 }
 
 /* ------------------------------------------------------------ delete */
@@ -346,7 +354,7 @@ static int redistribute(btree *bt, node *p, uint32_t s)
     }
     if ((rc = node_append(L, R, 0, R->count)) != SOP_OK)
         return rc;
-    if ((m = split_at(bt, L)) == 0) {
+    if ((m = split_at(bt, L, 0)) == 0) {
         node_remove(p, s);
         return bt->io->release(bt->io->arg, rlid);
     }

@@ -611,6 +611,57 @@ TEST(test_insert_unique)
     mem_free(&m);
 }
 
+/* Keys arriving in order fill their nodes (append splits keep the left half
+ * full), by count and by bytes; keys in random order split evenly. */
+TEST(test_append_split)
+{
+    mem_io m;
+    btree bt;
+    uint64_t count;
+    /* by count: slot length 8 (min fill 2), 4,000 keys in order: leaves of 7
+     * (~570, plus ~100 internal nodes) where even splits give leaves of 4-5 */
+    new_tree(&m, &bt, 8);
+    for (uint32_t v = 0; v < 4000; v++)
+        CHECK_RC(put(&bt, v, v), SOP_OK);
+    CHECK_RC(btree_check(&bt, &count), SOP_OK);
+    CHECK(count == 4000);
+    size_t nodes = walk_count(&bt);
+    CHECK(nodes < 720);
+    check_scan_seq(&bt, 4000);
+    /* deleting and re-adding in order still gives a valid tree */
+    for (uint32_t v = 0; v < 4000; v += 2)
+        CHECK_RC(del(&bt, v, v), SOP_OK);
+    for (uint32_t v = 0; v < 4000; v += 2)
+        CHECK_RC(put(&bt, v, v), SOP_OK);
+    CHECK_RC(btree_check(&bt, &count), SOP_OK);
+    check_scan_seq(&bt, 4000);
+    mem_free(&m);
+
+    /* by bytes: slot length 1000, 20,000 keys of ~40 bytes in order: leaves
+     * near BTREE_MAX_NODE_BYTES */
+    new_tree(&m, &bt, 1000);
+    for (uint32_t v = 0; v < 20000; v++)
+        CHECK_RC(put(&bt, v, v), SOP_OK);
+    CHECK_RC(btree_check(&bt, &count), SOP_OK);
+    CHECK(count == 20000);
+    size_t seq_nodes = walk_count(&bt);
+    mem_free(&m);
+    new_tree(&m, &bt, 1000);
+    uint32_t *order = malloc(20000 * sizeof *order);
+    REQUIRE(order);
+    for (uint32_t v = 0; v < 20000; v++)
+        order[v] = v;
+    shuffle(order, 20000);
+    for (uint32_t v = 0; v < 20000; v++)
+        CHECK_RC(put(&bt, order[v], order[v]), SOP_OK);
+    free(order);
+    CHECK_RC(btree_check(&bt, &count), SOP_OK);
+    size_t rand_nodes = walk_count(&bt);
+    CHECK(seq_nodes * 10 < rand_nodes * 8); /* in order: clearly fewer, fuller nodes */
+    check_scan_seq(&bt, 20000);
+    mem_free(&m);
+}
+
 TEST(test_reseek)
 {
     mem_io m;
@@ -1246,6 +1297,7 @@ int main(void)
     RUN(test_root_collapse);
     RUN(test_duplicates);
     RUN(test_insert_unique);
+    RUN(test_append_split);
     RUN(test_reseek);
     RUN(test_replace);
     RUN(test_key_limits);
