@@ -306,6 +306,19 @@ static PyObject *decode_key_fields(const void *p, size_t n, PyObject *desc_out)
 
 PyObject *sopy_decode_key(const void *p, size_t n)
 {
+    /* the common case, a one-field key: no list in between */
+    sop_key_reader r;
+    sop_key_field f;
+    sop_key_reader_init(&r, p, n);
+    if (sop_key_next(&r, &f) > 0) {
+        PyObject *one = key_field_to_py(&f);
+        if (!one || sop_key_next(&r, &f) == 0) {
+            sop_key_reader_free(&r);
+            return one;
+        }
+        Py_DECREF(one); /* more fields (or damage): the general path below */
+    }
+    sop_key_reader_free(&r);
     PyObject *list = decode_key_fields(p, n, NULL);
     if (!list)
         return NULL;
