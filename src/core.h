@@ -10,6 +10,7 @@
 
 #include "btree.h"
 #include "catalog.h"
+#include "lidtab.h"
 #include "registry.h"
 
 #define LOG_ROTATE_DEFAULT (64u << 20) /* start a new log file beyond this */
@@ -146,8 +147,7 @@ struct sop_txn {
     txn_store *stores;
     sop_store *handles;
     /* dirty nodes: open addressing on lid */
-    dirty_ent *dirty;
-    size_t dirty_mask, ndirty;
+    lidtab dirty;          /* dirty_ent by lid */
     size_t nmem;           /* dirty nodes in memory */
     size_t spill_check;    /* measure the dirty bytes again when nmem reaches this */
     size_t reserved;       /* dirty bytes reserved in the registry's cache capacity */
@@ -159,8 +159,7 @@ struct sop_txn {
     uint64_t next_temp;
     int is_merge;          /* a merge transaction (merge.c): not a registered snapshot */
     uint32_t next_temp_store;
-    value_ent *vals;       /* open addressing on lid */
-    size_t vals_mask, nvals;
+    lidtab vals;           /* value_ent by (temporary) lid */
     unsigned char *vbuf;   /* the last value read from disk (results borrow it) */
     size_t vbuf_len;
     node *pins[PIN_RING];

@@ -966,7 +966,7 @@ static int validate(sop_txn *t)
 
 static int has_writes(sop_txn *t)
 {
-    if (t->ndirty || t->nfreed || t->nvals)
+    if (t->dirty.n || t->nfreed || t->vals.n)
         return 1;
     for (txn_store *ts = t->stores; ts; ts = ts->next)
         if (ts->written || ts->created || ts->dropped)
@@ -1012,8 +1012,8 @@ int env_commit(sop_txn *t)
     /* real lids for new nodes, real ids for new stores */
     m.n = ct->next_temp + 1;
     m.real = sop_calloc(m.n, sizeof *m.real);
-    c.blobs = sop_calloc(ct->ndirty + ct->nvals + 1, sizeof *c.blobs);
-    bnodes = sop_calloc(ct->ndirty + ct->nvals + 1, sizeof *bnodes);
+    c.blobs = sop_calloc(ct->dirty.n + ct->vals.n + 1, sizeof *c.blobs);
+    bnodes = sop_calloc(ct->dirty.n + ct->vals.n + 1, sizeof *bnodes);
     for (txn_store *ts = ct->stores; ts; ts = ts->next)
         nnew += ts->created;
     newdefs = sop_calloc(nnew ? nnew : 1, sizeof *newdefs);
@@ -1022,14 +1022,16 @@ int env_commit(sop_txn *t)
         goto fail;
     }
     uint64_t next_lid = env->next_lid;
-    for (size_t i = 0; ct->dirty && i <= ct->dirty_mask; i++) {
-        uint64_t lid = ct->dirty[i].lid;
-        if (lid & TEMP_LID_BIT)
-            m.real[lid & ~TEMP_LID_BIT] = next_lid++;
+    for (size_t i = 0; i < lidtab_slots(&ct->dirty); i++) {
+        const dirty_ent *e = lidtab_at(&ct->dirty, i);
+        if (e && (e->lid & TEMP_LID_BIT))
+            m.real[e->lid & ~TEMP_LID_BIT] = next_lid++;
     }
-    for (size_t i = 0; ct->vals && i <= ct->vals_mask; i++)
-        if (ct->vals[i].lid)
-            m.real[ct->vals[i].lid & ~TEMP_LID_BIT] = next_lid++;
+    for (size_t i = 0; i < lidtab_slots(&ct->vals); i++) {
+        const value_ent *v = lidtab_at(&ct->vals, i);
+        if (v)
+            m.real[v->lid & ~TEMP_LID_BIT] = next_lid++;
+    }
     uint32_t next_store_id = env->next_store_id;
     nnew = 0;
     for (txn_store *ts = ct->stores; ts; ts = ts->next) {
@@ -1059,11 +1061,11 @@ int env_commit(sop_txn *t)
      * one goes to the file in pieces as it is built */
     SOP_CHECK(env_batch_start(env, &base));
     log_batch_begin(&b);
-    for (size_t i = 0; ct->dirty && i <= ct->dirty_mask; i++) {
-        const dirty_ent *e = &ct->dirty[i];
-        node *n = e->n;
-        if (!e->lid)
+    for (size_t i = 0; i < lidtab_slots(&ct->dirty); i++) {
+        const dirty_ent *e = lidtab_at(&ct->dirty, i);
+        if (!e)
             continue;
+        node *n = e->n;
         /* a spilled leaf's bytes are final (txn.c): copied as they are */
         size_t sz = n ? node_encoded_size(n) : e->spill_len;
         scratch.len = 0;
@@ -1074,16 +1076,16 @@ int env_commit(sop_txn *t)
             node_encode(n, p, map_lid, &m);
         else if ((rc = txn_spill_read(ct, e, p)) != SOP_OK)
             goto fail;
-        uint64_t real = map_lid(&m, ct->dirty[i].lid);
+        uint64_t real = map_lid(&m, e->lid);
         size_t at = written + log_put_blob(&b, LOG_KIND_NODE, real, 0, p, sz);
         bnodes[c.n_blobs] = n;
         c.blobs[c.n_blobs++] = (log_blob_ref){real, at, (uint32_t)sz};
         if (b.len >= BATCH_PIECE_BYTES && (rc = env_batch_flush(env, &b, base, &written)) != SOP_OK)
             goto fail;
     }
-    for (size_t i = 0; ct->vals && i <= ct->vals_mask; i++) {
-        const value_ent *v = &ct->vals[i];
-        if (!v->lid)
+    for (size_t i = 0; i < lidtab_slots(&ct->vals); i++) {
+        const value_ent *v = lidtab_at(&ct->vals, i);
+        if (!v)
             continue;
         uint64_t real = map_lid(&m, v->lid);
         size_t at = written + log_put_blob(&b, LOG_KIND_VALUE, real, 0, v->data, v->len);

@@ -462,11 +462,9 @@ int merge_build(sop_txn *t, sop_txn **out)
     }
     if (rc == SOP_OK) {
         /* the new values travel with the merge */
+        lidtab_free(&m->vals);
         m->vals = t->vals;
-        m->vals_mask = t->vals_mask;
-        m->nvals = t->nvals;
-        t->vals = NULL;
-        t->nvals = 0;
+        lidtab_init(&t->vals, sizeof(value_ent));
     }
     i = 0;
     for (txn_store *ts = t->stores; ts && rc == SOP_OK; ts = ts->next, i++)

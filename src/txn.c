@@ -11,79 +11,27 @@
 #include "core.h"
 
 /* ------------------------------------------------------- dirty table */
-static size_t h64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    return (size_t)x;
-}
-
 static dirty_ent *dirty_find(const sop_txn *t, uint64_t lid)
 {
-    if (!t->dirty)
-        return NULL;
-    size_t i = h64(lid) & t->dirty_mask;
-    while (t->dirty[i].lid) {
-        if (t->dirty[i].lid == lid)
-            return &t->dirty[i];
-        i = (i + 1) & t->dirty_mask;
-    }
-    return NULL;
+    return lidtab_find(&t->dirty, lid);
 }
 
 static int dirty_put(sop_txn *t, uint64_t lid, node *n)
 {
-    if (!t->dirty || (t->ndirty + 1) * 2 > t->dirty_mask + 1) {
-        size_t ncap = t->dirty ? (t->dirty_mask + 1) * 2 : 64;
-        dirty_ent *nd = sop_calloc(ncap, sizeof *nd);
-        if (!nd)
-            return sop_report(SOP_NOMEM, "transaction node table");
-        for (size_t i = 0; t->dirty && i <= t->dirty_mask; i++) {
-            if (!t->dirty[i].lid)
-                continue;
-            size_t j = h64(t->dirty[i].lid) & (ncap - 1);
-            while (nd[j].lid)
-                j = (j + 1) & (ncap - 1);
-            nd[j] = t->dirty[i];
-        }
-        sop_free(t->dirty);
-        t->dirty = nd;
-        t->dirty_mask = ncap - 1;
-    }
-    size_t i = h64(lid) & t->dirty_mask;
-    while (t->dirty[i].lid)
-        i = (i + 1) & t->dirty_mask;
-    t->dirty[i] = (dirty_ent){lid, n, 0, 0};
-    t->ndirty++;
+    dirty_ent *e = lidtab_add(&t->dirty, lid);
+    if (!e)
+        return SOP_NOMEM;
+    e->n = n;
     t->nmem++;
     return SOP_OK;
 }
 
-static void dirty_del(sop_txn *t, uint64_t lid)
+static void dirty_del(sop_txn *t, dirty_ent *e)
 {
-    size_t i = h64(lid) & t->dirty_mask;
-    while (t->dirty[i].lid && t->dirty[i].lid != lid)
-        i = (i + 1) & t->dirty_mask;
-    if (!t->dirty[i].lid)
-        return;
-    if (t->dirty[i].n)
+    if (e->n)
         t->nmem--;
-    node_unref(t->dirty[i].n);
-    /* backward-shift delete */
-    size_t j = i;
-    for (;;) {
-        j = (j + 1) & t->dirty_mask;
-        if (!t->dirty[j].lid)
-            break;
-        size_t home = h64(t->dirty[j].lid) & t->dirty_mask;
-        if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
-            t->dirty[i] = t->dirty[j];
-            i = j;
-        }
-    }
-    t->dirty[i] = (dirty_ent){0, NULL, 0, 0};
-    t->ndirty--;
+    node_unref(e->n);
+    lidtab_del(&t->dirty, e);
 }
 
 /* ------------------------------------------------------------ spilling */
@@ -151,20 +99,22 @@ void txn_unreserve(sop_txn *t)
 
 int txn_spill_check(sop_txn *t)
 {
-    if (t->nmem < t->spill_check || t->mode != SOP_TXN_WRITE || !t->dirty)
+    if (t->nmem < t->spill_check || t->mode != SOP_TXN_WRITE || !t->dirty.n)
         return SOP_OK;
-    size_t mem = 0, budget = spill_budget(t);
-    for (size_t i = 0; i <= t->dirty_mask; i++)
-        if (t->dirty[i].n)
-            mem += node_mem_size(t->dirty[i].n);
+    size_t mem = 0, budget = spill_budget(t), size = lidtab_slots(&t->dirty);
+    for (size_t i = 0; i < size; i++) {
+        const dirty_ent *e = lidtab_at(&t->dirty, i);
+        if (e && e->n)
+            mem += node_mem_size(e->n);
+    }
     int rc = SOP_OK;
     if (mem > budget) {
         /* spill down to half the budget, going round the table */
         sbuf enc = {0};
-        size_t want = budget / 2, size = t->dirty_mask + 1;
+        size_t want = budget / 2;
         for (size_t k = 0; k < size && mem > want && rc == SOP_OK; k++) {
-            dirty_ent *e = &t->dirty[(t->spill_hand + k) % size];
-            if (!e->lid || !e->n || e->n->refs != 1 || !spillable(e->n))
+            dirty_ent *e = lidtab_at(&t->dirty, (t->spill_hand + k) % size);
+            if (!e || !e->n || e->n->refs != 1 || !spillable(e->n))
                 continue; /* refs > 1: the B-tree may still hold it */
             if (!t->spill && (rc = spill_open(t)) != SOP_OK)
                 break;
@@ -244,47 +194,24 @@ int txn_dirty_node(sop_txn *t, uint64_t lid, node **out)
 /* --------------------------------------------------------- value table */
 const value_ent *txn_value_get(const sop_txn *t, uint64_t lid)
 {
-    if (!t->vals)
-        return NULL;
-    size_t i = h64(lid) & t->vals_mask;
-    while (t->vals[i].lid) {
-        if (t->vals[i].lid == lid)
-            return &t->vals[i];
-        i = (i + 1) & t->vals_mask;
-    }
-    return NULL;
+    return lidtab_find(&t->vals, lid);
 }
 
 int txn_put_value(sop_txn *t, const sop_val *v, uint64_t *lid_out)
 {
-    if (!t->vals || (t->nvals + 1) * 2 > t->vals_mask + 1) {
-        size_t ncap = t->vals ? (t->vals_mask + 1) * 2 : 64;
-        value_ent *nv = sop_calloc(ncap, sizeof *nv);
-        if (!nv)
-            return sop_report(SOP_NOMEM, "transaction value table");
-        for (size_t i = 0; t->vals && i <= t->vals_mask; i++) {
-            if (!t->vals[i].lid)
-                continue;
-            size_t j = h64(t->vals[i].lid) & (ncap - 1);
-            while (nv[j].lid)
-                j = (j + 1) & (ncap - 1);
-            nv[j] = t->vals[i];
-        }
-        sop_free(t->vals);
-        t->vals = nv;
-        t->vals_mask = ncap - 1;
-    }
     unsigned char *copy = sop_malloc(v && v->size ? v->size : 1);
     if (!copy)
         return sop_report(SOP_NOMEM, "value of %zu bytes", v ? v->size : 0);
     if (v && v->size)
         memcpy(copy, v->data, v->size);
     uint64_t lid = TEMP_LID_BIT | ++t->next_temp;
-    size_t i = h64(lid) & t->vals_mask;
-    while (t->vals[i].lid)
-        i = (i + 1) & t->vals_mask;
-    t->vals[i] = (value_ent){lid, copy, v ? v->size : 0};
-    t->nvals++;
+    value_ent *e = lidtab_add(&t->vals, lid);
+    if (!e) {
+        sop_free(copy);
+        return SOP_NOMEM;
+    }
+    e->data = copy;
+    e->len = v ? v->size : 0;
     *lid_out = lid;
     return SOP_OK;
 }
@@ -293,27 +220,11 @@ int txn_drop_value(sop_txn *t, uint64_t lid)
 {
     if (!(lid & TEMP_LID_BIT))
         return t->io.release(t->io.arg, lid); /* a committed value: freed at commit */
-    if (!t->vals)
-        return SOP_OK;
-    size_t i = h64(lid) & t->vals_mask;
-    while (t->vals[i].lid && t->vals[i].lid != lid)
-        i = (i + 1) & t->vals_mask;
-    if (!t->vals[i].lid)
-        return SOP_OK;
-    sop_free(t->vals[i].data);
-    size_t j = i;
-    for (;;) { /* backward-shift delete */
-        j = (j + 1) & t->vals_mask;
-        if (!t->vals[j].lid)
-            break;
-        size_t home = h64(t->vals[j].lid) & t->vals_mask;
-        if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
-            t->vals[i] = t->vals[j];
-            i = j;
-        }
+    value_ent *e = lidtab_find(&t->vals, lid);
+    if (e) {
+        sop_free(e->data);
+        lidtab_del(&t->vals, e);
     }
-    t->vals[i] = (value_ent){0, NULL, 0};
-    t->nvals--;
     return SOP_OK;
 }
 
@@ -431,8 +342,9 @@ static int io_alloc(void *arg, int kind, node **out)
 static int io_release(void *arg, uint64_t lid)
 {
     sop_txn *t = arg;
-    if (dirty_find(t, lid))
-        dirty_del(t, lid);
+    dirty_ent *e = dirty_find(t, lid);
+    if (e)
+        dirty_del(t, e);
     if (lid & TEMP_LID_BIT)
         return SOP_OK;
     if (t->nfreed == t->cap_freed) {
@@ -533,6 +445,8 @@ int sop_txn_begin(sop_env *env, int mode, uint64_t max_time_ms, sop_txn **out)
     sop_txn *t = sop_calloc(1, sizeof *t);
     if (!t)
         return sop_report(SOP_NOMEM, "transaction");
+    lidtab_init(&t->dirty, sizeof(dirty_ent));
+    lidtab_init(&t->vals, sizeof(value_ent));
     t->env = env;
     t->mode = mode;
     if (!max_time_ms)
@@ -582,17 +496,22 @@ void txn_end(sop_txn *t)
         sbuf_free(&ts->obs);
         sop_free(ts);
     }
-    for (size_t i = 0; t->dirty && i <= t->dirty_mask; i++)
-        if (t->dirty[i].lid)
-            node_unref(t->dirty[i].n);
-    sop_free(t->dirty);
+    for (size_t i = 0; i < lidtab_slots(&t->dirty); i++) {
+        dirty_ent *e = lidtab_at(&t->dirty, i);
+        if (e)
+            node_unref(e->n);
+    }
+    lidtab_free(&t->dirty);
     txn_unreserve(t);
     if (t->spill)
         t->spill->io->close(t->spill);
     sop_free(t->freed);
-    for (size_t i = 0; t->vals && i <= t->vals_mask; i++)
-        sop_free(t->vals[i].data);
-    sop_free(t->vals);
+    for (size_t i = 0; i < lidtab_slots(&t->vals); i++) {
+        value_ent *e = lidtab_at(&t->vals, i);
+        if (e)
+            sop_free(e->data);
+    }
+    lidtab_free(&t->vals);
     sop_free(t->vbuf);
     for (unsigned i = 0; i < PIN_RING; i++)
         node_unref(t->pins[i]);
@@ -608,6 +527,8 @@ sop_txn *txn_new_merge(sop_env *env)
     sop_txn *m = sop_calloc(1, sizeof *m);
     if (!m)
         return NULL;
+    lidtab_init(&m->dirty, sizeof(dirty_ent));
+    lidtab_init(&m->vals, sizeof(value_ent));
     m->env = env;
     m->mode = SOP_TXN_WRITE;
     m->is_merge = 1;
