@@ -857,7 +857,9 @@ int env_batch_start(sop_env *env, uint64_t *base)
          * unsynced batches, and fsyncs that overlap (sync_upto) may finish in
          * any order */
         sop_file *full = env->files[env->cur_file];
-        rc = env->alloc_end > env->log_end ? full->io->truncate(full, env->log_end) : SOP_OK;
+        /* always: another process (with other options) may have put zeros
+         * there that this one's alloc_end does not know of */
+        rc = full->io->truncate(full, env->log_end);
         if (rc == SOP_OK && !(env->flags & SOP_ENV_NOSYNC))
             rc = full->io->sync(full);
         if (rc != SOP_OK) {

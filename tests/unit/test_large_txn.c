@@ -381,6 +381,43 @@ TEST(preallocated_tail)
     rm_dir();
 }
 
+/* Two handles with different log file sizes: one preallocates zeros far
+ * ahead, the other starts the next file.  The full file must lose the zeros
+ * (a later open would otherwise find a non-last file that does not end in a
+ * batch and refuse the database). */
+TEST(rotation_drops_zero_tail)
+{
+    fresh_dir();
+    sop_env *a = NULL, *b = NULL;
+    sop_env_options big = {0, 0, 0}, small = {0, 0, 64u << 10};
+    CHECK_RC(sop_env_open(dir, &big, &a), SOP_OK);
+    REQUIRE(a);
+    CHECK_RC(commit_one(a, 0), SOP_OK);
+    CHECK_RC(sop_env_open(dir, &small, &b), SOP_OK);
+    REQUIRE(b);
+    /* a goes on past what it preallocated before b's open, so it zero-fills
+     * again; then b, with 64 KiB files, starts new files */
+    for (int i = 1; i < 200; i++)
+        CHECK_RC(commit_one(a, i), SOP_OK);
+    for (int i = 200; i < 260; i++)
+        CHECK_RC(commit_one(b, i), SOP_OK);
+    CHECK_RC(sop_env_close(a), SOP_OK);
+    CHECK_RC(sop_env_close(b), SOP_OK);
+    a = NULL;
+    CHECK_RC(sop_env_open(dir, &big, &a), SOP_OK);
+    REQUIRE(a);
+    sop_txn *t;
+    sop_store *s;
+    uint64_t count = 0;
+    CHECK_RC(sop_txn_begin(a, SOP_TXN_READ, 0, &t), SOP_OK);
+    CHECK_RC(sop_store_open(t, "p", NULL, &s), SOP_OK);
+    CHECK_RC(sop_store_count(s, &count), SOP_OK);
+    CHECK(count == 260);
+    sop_txn_abort(t);
+    CHECK_RC(sop_env_close(a), SOP_OK);
+    rm_dir();
+}
+
 /* A transaction whose batch is written in pieces (> 1 MiB) commits whole,
  * and a reopen finds all of it. */
 TEST(batch_in_pieces)
@@ -443,5 +480,6 @@ int main(void)
     RUN(spill_with_separate_values);
     RUN(preallocated_tail);
     RUN(batch_in_pieces);
+    RUN(rotation_drops_zero_tail);
     TEST_EXIT();
 }
