@@ -414,8 +414,9 @@ typedef struct sop_key_field {
     int64_t i;
     uint64_t u;
     double d;
-    /* str/bytes: decoded into a buffer owned by the reader (valid until the
-     * next sop_key_next call on it). */
+    /* str/bytes: the decoded bytes, in the key itself when the field needs
+     * no unescaping, else in a buffer owned by the reader; valid until the
+     * next sop_key_next call on the reader, while the key's bytes live. */
     const unsigned char *p;
     size_t n;
 } sop_key_field;

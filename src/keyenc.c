@@ -244,6 +244,17 @@ static void key_escaped(sop_keybuf *kb, unsigned tag, const unsigned char *s, si
         key_room(kb, SOP_MAX_KEY + 1);
         return;
     }
+    if (!descending && (n == 0 || !memchr(s, 0, n))) { /* nothing to escape */
+        unsigned char *w = key_room(kb, n + 3);
+        if (!w)
+            return;
+        *w++ = (unsigned char)tag;
+        if (n)
+            memcpy(w, s, n);
+        w[n] = 0x00;
+        w[n + 1] = 0x01;
+        return;
+    }
     size_t zeros = 0;
     for (size_t i = 0; i < n; i++)
         zeros += s[i] == 0;
@@ -371,6 +382,15 @@ static int read_escaped(sop_key_reader *r, sop_key_field *f, unsigned char x)
 {
     const unsigned char *p = r->pos + 1;
     const unsigned char *end = r->end;
+    if (x == 0 && p < end) { /* ascending: no escape before the terminator? */
+        const unsigned char *z = memchr(p, 0, (size_t)(end - p));
+        if (z && z + 1 < end && z[1] == 0x01) {
+            f->p = z > p ? p : empty_field; /* the key's own bytes */
+            f->n = (size_t)(z - p);
+            r->pos = z + 2;
+            return 1;
+        }
+    }
     /* Find the terminator and the decoded length first. */
     size_t n = 0;
     const unsigned char *q = p;

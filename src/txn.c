@@ -255,6 +255,11 @@ int txn_read_value(sop_txn *t, uint64_t lid, uint64_t size, sop_val *out)
 }
 
 /* ------------------------------------------------------------ btree_io */
+/* A snapshot node handed out by io_get stays valid for the rest of the
+ * operation without a reference of its own: the recent table holds one
+ * reference per slot, and a node pushed out of it moves, with that
+ * reference, into the pin ring, where it stays for PIN_RING more evictions.
+ * So a hit in the recent table costs no atomic operation. */
 static void pin(sop_txn *t, node *n)
 {
     unsigned k = t->pin_pos++ % PIN_RING;
@@ -278,20 +283,15 @@ static int io_get(void *arg, uint64_t lid, node **out)
         return SOP_CORRUPT_AT("transaction node %llu vanished", (unsigned long long)lid);
     unsigned h = (unsigned)((lid * 0x9E3779B97F4A7C15ull) >> 56) % RECENT_NODES;
     if (t->recent_lid[h] == lid && t->recent[h]) {
-        n = t->recent[h];
-        node_ref(n);
-        pin(t, n);
-        *out = n;
+        *out = t->recent[h];
         return SOP_OK;
     }
     rc = env_read_node(t->env, lid, t->snap, &n);
     if (rc != SOP_OK)
         return txn_fail(t, rc);
-    pin(t, n);
-    node_ref(n);
     if (t->recent[h])
-        node_unref(t->recent[h]);
-    t->recent[h] = n;
+        pin(t, t->recent[h]); /* its reference moves to the ring */
+    t->recent[h] = n;         /* env_read_node's reference */
     t->recent_lid[h] = lid;
     *out = n;
     return SOP_OK;
