@@ -17,17 +17,14 @@
 #include <stdarg.h>
 #include <string.h>
 
-PyObject *sopy_Item;
 PyObject *sopy_Context;
 PyObject *sopy_UUID;
 PyObject *sopy_str_key, *sopy_str_value, *sopy_str_id;
-static PyObject *str_error, *str_cancelled, *str_init;
+static PyObject *str_error, *str_cancelled;
+PyObject *sopy_str_init;
 /* sop.context.Context's type version when it was registered (0: no fast
  * check); a class attribute assignment (e.g. a patched error()) changes it. */
 static unsigned int context_version;
-/* Likewise for sop.btree.Item, when it is a plain dataclass of key, value
- * and id (see sopy_item_plain). */
-static unsigned int item_version;
 PyObject *sopy_dc_fields;
 
 /* Exception classes, indexed by code (NULL for unused codes). */
@@ -156,7 +153,7 @@ PyObject *sopy_reraise_as(int rc, const char *what)
 }
 
 /* The class's version tag, after a lookup that makes it valid (0: none). */
-static unsigned int type_version(PyObject *cls, PyObject *attr)
+unsigned int sopy_type_version(PyObject *cls, PyObject *attr)
 {
     PyObject *v = PyObject_GetAttr(cls, attr);
     if (!v) {
@@ -168,40 +165,11 @@ static unsigned int type_version(PyObject *cls, PyObject *attr)
     return PyType_HasFeature(tp, Py_TPFLAGS_VALID_VERSION_TAG) ? tp->tp_version_tag : 0;
 }
 
-static int version_is(PyObject *cls, unsigned int version)
+int sopy_version_is(PyObject *cls, unsigned int version)
 {
     PyTypeObject *tp = (PyTypeObject *)cls;
     return version && PyType_HasFeature(tp, Py_TPFLAGS_VALID_VERSION_TAG) &&
            tp->tp_version_tag == version;
-}
-
-/* Is cls a dataclass whose __init__ only sets key, value and id (in that
- * order), on instances made by object.__new__ with the generic setattr? */
-static int is_plain_item_class(PyObject *cls)
-{
-    PyTypeObject *tp = (PyTypeObject *)cls;
-    if (tp->tp_new != PyBaseObject_Type.tp_new || tp->tp_setattro != PyObject_GenericSetAttr ||
-        PyObject_HasAttrString(cls, "__post_init__"))
-        return 0;
-    PyObject *f = PyObject_GetAttrString(cls, "__dataclass_fields__");
-    int ok = 0;
-    if (f && PyDict_Check(f) && PyDict_GET_SIZE(f) == 3) {
-        PyObject *k, *v;
-        Py_ssize_t pos = 0, i = 0;
-        PyObject *want[3] = {sopy_str_key, sopy_str_value, sopy_str_id};
-        ok = 1;
-        while (PyDict_Next(f, &pos, &k, &v))
-            if (PyUnicode_Compare(k, want[i++]) != 0)
-                ok = 0;
-    }
-    Py_XDECREF(f);
-    PyErr_Clear();
-    return ok;
-}
-
-int sopy_item_plain(void)
-{
-    return sopy_Item && version_is(sopy_Item, item_version);
 }
 
 /* The fast form of the check for a plain sop.Context whose class is as
@@ -210,7 +178,7 @@ int sopy_item_plain(void)
 static int context_fast_valid(PyObject *ctx)
 {
     PyTypeObject *tp = Py_TYPE(ctx);
-    if ((PyObject *)tp != sopy_Context || !version_is(sopy_Context, context_version))
+    if ((PyObject *)tp != sopy_Context || !sopy_version_is(sopy_Context, context_version))
         return -1;
     PyObject *c = PyObject_GetAttr(ctx, str_cancelled);
     if (!c) {
@@ -921,6 +889,7 @@ static PyObject *Txn_open_store(TxnObject *self, PyObject *args, PyObject *kw)
         arena_free(&c.a);
         return NULL;
     }
+    arena_init(&st->cache);
     sop_store *store = NULL;
     sop_cursor *cur = NULL;
     sop_store_info info;
@@ -956,6 +925,7 @@ static PyObject *Txn_open_store(TxnObject *self, PyObject *args, PyObject *kw)
     st->name = name;
     st->is_primitive_key = info.options.is_primitive_key != 0;
     st->is_unique = info.options.is_unique != 0;
+    st->inline_values = info.options.value_placement == SOP_VALUE_SMALL;
     Py_INCREF(Py_None);
     st->key_codec = Py_None;
     Py_INCREF(Py_None);
@@ -1041,12 +1011,11 @@ static PyObject *mod_register(PyObject *mod, PyObject *args, PyObject *kw)
      * its __init__ or error()) changes its tag and turns the fast paths
      * off. */
     if (item) {
-        item_version = is_plain_item_class(item) ? type_version(item, str_init) : 0;
-        Py_INCREF(item);
-        Py_XSETREF(sopy_Item, item);
+        if (sopy_item_register(item) < 0)
+            return NULL;
     }
     if (context) {
-        context_version = type_version(context, str_error);
+        context_version = sopy_type_version(context, str_error);
         Py_INCREF(context);
         Py_XSETREF(sopy_Context, context);
     }
@@ -1120,9 +1089,9 @@ PyMODINIT_FUNC PyInit__sop(void)
     sopy_str_id = PyUnicode_InternFromString("id");
     str_error = PyUnicode_InternFromString("error");
     str_cancelled = PyUnicode_InternFromString("_cancelled");
-    str_init = PyUnicode_InternFromString("__init__");
+    sopy_str_init = PyUnicode_InternFromString("__init__");
     if (!sopy_str_key || !sopy_str_value || !sopy_str_id || !str_error || !str_cancelled ||
-        !str_init)
+        !sopy_str_init)
         goto fail;
 
     PyObject *uuid = PyImport_ImportModule("uuid");

@@ -49,18 +49,34 @@ PyObject *sopy_reraise_as(int rc, const char *what);
 /* The exception class for a code (borrowed; sop.Error for unknown codes). */
 PyObject *sopy_exc_class(int rc);
 
-/* ---- registered Python classes (set by _sop._register, borrowed refs) --- */
-extern PyObject *sopy_Item;        /* sop.btree.Item */
-extern PyObject *sopy_Context;     /* sop.context.Context */
-/* 1 when sopy_Item is still the plain dataclass that was registered (its
- * instances can be built by setting key, value and id on a new object
- * instead of calling __init__). */
-int sopy_item_plain(void);
+/* ---- registered Python classes (set by _sop._register) ---------------- */
+extern PyObject *sopy_Item;        /* sop.btree.Item (strong ref) */
+extern PyObject *sopy_Context;     /* sop.context.Context (strong ref) */
 extern PyObject *sopy_UUID;        /* uuid.UUID */
 extern PyObject *sopy_dc_fields;   /* dataclasses.fields */
 
+/* The class's version tag, after a lookup of attr that makes it valid (0:
+ * none); and whether it still has that tag (nobody changed the class). */
+unsigned int sopy_type_version(PyObject *cls, PyObject *attr);
+int sopy_version_is(PyObject *cls, unsigned int version);
+
+/* _sop_item.c: Items built and read without running Python code while the
+ * registered class is the plain dataclass it was. */
+/* Make cls the Item class (and install its C constructor).  0 / -1. */
+int sopy_item_register(PyObject *cls);
+/* 1 when sopy_Item is still the plain dataclass that was registered. */
+int sopy_item_plain(void);
+/* A new Item(key, value, id) (new reference; the arguments are borrowed),
+ * or a 3-tuple before any class is registered.  NULL with an exception. */
+PyObject *sopy_new_item(PyObject *key, PyObject *value, PyObject *id);
+/* Field which (0 key, 1 value, 2 id) of an Item: new reference, or NULL
+ * with an exception. */
+PyObject *sopy_item_field(PyObject *item, int which);
+/* Is o an Item (or an instance of a subclass)?  Never raises. */
+int sopy_is_item(PyObject *o);
+
 /* Interned attribute names (created at module init). */
-extern PyObject *sopy_str_key, *sopy_str_value, *sopy_str_id;
+extern PyObject *sopy_str_key, *sopy_str_value, *sopy_str_id, *sopy_str_init;
 
 /* ---- arenas: growable byte buffers usable without the GIL -------------- */
 /* The first ARENA_INLINE bytes live in the Arena itself, so the arguments
@@ -193,6 +209,19 @@ typedef struct StoreObject {
     PyObject *index_spec;  /* bytes; NULL until set */
     Py_ssize_t nspec;
     PyObject *spec_names;  /* tuple of str; NULL until set */
+    int inline_values;     /* values live in the leaves (SOP_VALUE_SMALL) */
+    /* Read-only transactions: a successful find copies the item it landed
+     * on, so that get_current_item/key right after it needs no engine call.
+     * Every cursor move bumps moves under the txn mutex (atomically: it is
+     * read with only the GIL); the copy is good while cache_moves equals
+     * moves.  cached, cache_moves, cache_key, cache and cache_rec are only
+     * touched with the GIL held. */
+    unsigned long moves;
+    unsigned long cache_moves;
+    int cached;
+    PyObject *cache_key;   /* the exact str the find was given, or NULL */
+    Arena cache;
+    FetchRec cache_rec;
 } StoreObject;
 
 /* Set the index spec of a just-opened store (GIL).  0 / -1. */

@@ -23,6 +23,7 @@ fields reversed).  find / get_values accept the leading indexed fields only
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from enum import Enum
@@ -149,7 +150,12 @@ class BtreeOptions:
             self.is_value_data_actively_persisted = True
 
 
-@dataclass
+# Items have __slots__ where dataclasses support them (Python 3.10+): they
+# are smaller, and the extension builds and reads them without a dict.
+_item_dataclass = dataclass(slots=True) if sys.version_info >= (3, 10) else dataclass
+
+
+@_item_dataclass
 class Item(Generic[TK, TV]):
     """One B-tree item; id is the canonical UUID text of the item id."""
 
