@@ -39,18 +39,56 @@ static int store_alive(StoreObject *self)
     return 0;
 }
 
-static int is_item(PyObject *o)
+/* ---- the item a find landed on (read-only transactions) ----------------- */
+
+/* Items bigger than this are not kept (get_current_item copies them again). */
+#define CACHE_MAX_BYTES 16384
+
+/* Note a cursor move (txn mutex held); returns the new count. */
+static unsigned long cursor_moved(StoreObject *self)
 {
-    if (!sopy_Item)
+    return __atomic_add_fetch(&self->moves, 1, __ATOMIC_ACQ_REL);
+}
+
+/* Copy the cursor's item into (a, r) (txn mutex held).  1 copied, 0 not
+ * (no memory, an error, or too big to be worth keeping). */
+static int copy_current(sop_cursor *cur, Arena *a, FetchRec *r)
+{
+    sop_val k, kd, v;
+    sop_id id;
+    if (sop_cursor_get(cur, &k, &kd, &v, &id) != SOP_OK ||
+        k.size + kd.size + v.size > CACHE_MAX_BYTES)
         return 0;
-    if ((PyObject *)Py_TYPE(o) == sopy_Item)
-        return 1;
-    int r = PyObject_IsInstance(o, sopy_Item);
-    if (r < 0) {
-        PyErr_Clear();
-        return 0;
+    return fetchrec_put(a, r, &k, &kd, &v, &id) == 0;
+}
+
+/* Keep (a, r), copied at cursor move count moves, as the current item
+ * (GIL held).  key: the str the find was given, reused as the item's key. */
+static void cache_set(StoreObject *self, const Arena *a, const FetchRec *r, unsigned long moves,
+                      PyObject *key)
+{
+    size_t off;
+    self->cached = 0;
+    Py_CLEAR(self->cache_key);
+    self->cache.size = 0;
+    if (arena_put(&self->cache, a->data, a->size, &off) < 0)
+        return; /* no memory: get_current_item asks the engine */
+    self->cache_rec = *r; /* its spans are offsets, the same in the copy */
+    self->cache_moves = moves;
+    self->cached = 1;
+    if (key && r->key_doc.len == SPAN_NONE && self->is_primitive_key &&
+        (!self->key_codec || self->key_codec == Py_None) &&
+        (!self->key_decoder || self->key_decoder == Py_None)) {
+        Py_INCREF(key);
+        self->cache_key = key;
     }
-    return r;
+}
+
+static void cache_clear(StoreObject *self)
+{
+    self->cached = 0;
+    Py_CLEAR(self->cache_key);
+    arena_free(&self->cache);
 }
 
 /* Arguments of a METH_FASTCALL | METH_KEYWORDS method: out[0..nparams) get
@@ -333,29 +371,13 @@ static PyObject *decode_key(StoreObject *self, const Arena *a, Span k, Span kd)
     return sopy_decode_key(a->data + k.off, k.len);
 }
 
-/* Item(key, value, id): the registered sop.btree.Item, or a tuple. */
-static PyObject *new_item(PyObject *key, PyObject *value, PyObject *id)
+/* An Item from a copied record; key: the decoded key if already known
+ * (borrowed), else NULL. */
+static PyObject *rec_to_item_key(StoreObject *self, const Arena *a, const FetchRec *r,
+                                 int with_value, PyObject *known_key)
 {
-    if (!sopy_Item)
-        return PyTuple_Pack(3, key, value, id);
-    if (!sopy_item_plain())
-        return PyObject_CallFunctionObjArgs(sopy_Item, key, value, id, NULL);
-    /* What the dataclass __init__ does, without running Python code. */
-    PyTypeObject *tp = (PyTypeObject *)sopy_Item;
-    PyObject *noargs = PyTuple_New(0);
-    PyObject *item = noargs ? tp->tp_new(tp, noargs, NULL) : NULL;
-    Py_XDECREF(noargs);
-    if (item && (PyObject_GenericSetAttr(item, sopy_str_key, key) < 0 ||
-                 PyObject_GenericSetAttr(item, sopy_str_value, value) < 0 ||
-                 PyObject_GenericSetAttr(item, sopy_str_id, id) < 0))
-        Py_CLEAR(item);
-    return item;
-}
-
-static PyObject *rec_to_item(StoreObject *self, const Arena *a, const FetchRec *r,
-                             int with_value)
-{
-    PyObject *key = decode_key(self, a, r->key, r->key_doc);
+    PyObject *key = known_key ? (Py_INCREF(known_key), known_key)
+                              : decode_key(self, a, r->key, r->key_doc);
     if (!key)
         return NULL;
     PyObject *value;
@@ -364,11 +386,17 @@ static PyObject *rec_to_item(StoreObject *self, const Arena *a, const FetchRec *
     else
         value = (Py_INCREF(Py_None), Py_None);
     PyObject *id = value ? sopy_id_str(&r->id) : NULL;
-    PyObject *item = id ? new_item(key, value, id) : NULL;
+    PyObject *item = id ? sopy_new_item(key, value, id) : NULL;
     Py_DECREF(key);
     Py_XDECREF(value);
     Py_XDECREF(id);
     return item;
+}
+
+static PyObject *rec_to_item(StoreObject *self, const Arena *a, const FetchRec *r,
+                             int with_value)
+{
+    return rec_to_item_key(self, a, r, with_value, NULL);
 }
 
 static PyObject *nil_item(void)
@@ -377,7 +405,7 @@ static PyObject *nil_item(void)
     PyObject *id = sopy_id_str(&zero);
     if (!id)
         return NULL;
-    PyObject *item = new_item(Py_None, Py_None, id);
+    PyObject *item = sopy_new_item(Py_None, Py_None, id);
     Py_DECREF(id);
     return item;
 }
@@ -444,8 +472,8 @@ static int add_pair(PyObject *pairs, PyObject *key, PyObject *value)
 
 static int add_item_pair(PyObject *pairs, PyObject *item, int keys_only)
 {
-    PyObject *k = PyObject_GetAttr(item, sopy_str_key);
-    PyObject *v = k && !keys_only ? PyObject_GetAttr(item, sopy_str_value) : NULL;
+    PyObject *k = sopy_item_field(item, 0);
+    PyObject *v = k && !keys_only ? sopy_item_field(item, 1) : NULL;
     int rc = -1;
     if (k && (keys_only || v))
         rc = add_pair(pairs, k, v);
@@ -465,11 +493,11 @@ static int collect_args(PyObject *key, PyObject *value, int keys_only, PyObject 
     *pairs = *key1 = *value1 = NULL;
     if (!keys_only && value != Py_None) {
         /* (key, value) */
-    } else if (is_item(key)) {
-        *key1 = PyObject_GetAttr(key, sopy_str_key);
+    } else if (sopy_is_item(key)) {
+        *key1 = sopy_item_field(key, 0);
         if (!*key1)
             return -1;
-        if (!keys_only && !(*value1 = PyObject_GetAttr(key, sopy_str_value))) {
+        if (!keys_only && !(*value1 = sopy_item_field(key, 1))) {
             Py_CLEAR(*key1);
             return -1;
         }
@@ -484,7 +512,7 @@ static int collect_args(PyObject *key, PyObject *value, int keys_only, PyObject 
         for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
             PyObject *e = PySequence_Fast_GET_ITEM(seq, i);
             int rc;
-            if (is_item(e))
+            if (sopy_is_item(e))
                 rc = add_item_pair(list, e, keys_only);
             else if (keys_only)
                 rc = add_pair(list, e, NULL);
@@ -650,7 +678,7 @@ static PyObject *Store_update_current_key(StoreObject *self, FASTCALL_ARGS)
     PyObject *ctx = av[0], *item = av[1];
     if (store_alive(self) < 0 || sopy_check_ctx(ctx) < 0)
         return NULL;
-    PyObject *key = is_item(item) ? PyObject_GetAttr(item, sopy_str_key) : (Py_INCREF(item), item);
+    PyObject *key = sopy_is_item(item) ? sopy_item_field(item, 0) : (Py_INCREF(item), item);
     if (!key)
         return NULL;
     Arena a;
@@ -669,6 +697,7 @@ static PyObject *Store_update_current_key(StoreObject *self, FASTCALL_ARGS)
     SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
         sop_val kv = span_val(&a, k), dv = span_val(&a, kd);
         int rc = sop_cursor_update_key(cur, &kv, kd.len == SPAN_NONE ? NULL : &dv);
+        cursor_moved(self);
         if (rc == SOP_OK)
             ok = 1;
         else if (rc != SOP_NO_CURSOR)
@@ -703,6 +732,7 @@ static PyObject *Store_update_current_value(StoreObject *self, FASTCALL_ARGS)
     SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
         sop_val vv = span_val(&a, v);
         int rc = sop_cursor_update_value(cur, &vv);
+        cursor_moved(self);
         if (rc == SOP_OK)
             ok = 1;
         else if (rc != SOP_NO_CURSOR)
@@ -733,18 +763,30 @@ static PyObject *find_common(StoreObject *self, PyObject *ctx, PyObject *key, Py
     TxnObject *t = self->txn;
     sop_cursor *cur = self->cur;
     SopErr err = {0, {0}};
-    int found = 0;
+    int found = 0, copied = 0;
+    int copy = t->mode != SOP_TXN_WRITE && self->inline_values;
+    unsigned long moves = 0;
+    Arena ca; /* the item found, for get_current_item */
+    FetchRec rec;
+    arena_init(&ca);
     SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
         sop_val kv = span_val(&a, k);
         int rc = idobj == Py_None ? sop_cursor_find(cur, &kv) : sop_cursor_find_id(cur, &kv, &id);
-        if (rc == SOP_OK)
+        moves = cursor_moved(self);
+        if (rc == SOP_OK) {
             found = 1;
-        else if (rc == SOP_NOTFOUND)
+            copied = copy && copy_current(cur, &ca, &rec);
+        } else if (rc == SOP_NOTFOUND) {
             found = partial && cursor_has_prefix(cur, &kv);
-        else
+        } else {
             sopy_capture(&err, rc, t->txn);
+        }
     });
     arena_free(&a);
+    if (copied)
+        cache_set(self, &ca, &rec, moves,
+                  PyUnicode_CheckExact(key) && idobj == Py_None ? key : NULL);
+    arena_free(&ca);
     if (err.rc)
         return sopy_raise_err(&err);
     return PyBool_FromLong(found);
@@ -785,6 +827,7 @@ static PyObject *navigate(StoreObject *self, PyObject *ctx, int how)
                  : how == NAV_LAST ? sop_cursor_last(cur)
                  : how == NAV_NEXT ? sop_cursor_next(cur)
                                    : sop_cursor_prev(cur);
+        cursor_moved(self);
         if (rc == SOP_OK)
             ok = 1;
         else if (rc != SOP_NOTFOUND && rc != SOP_NO_CURSOR)
@@ -816,6 +859,9 @@ static PyObject *current(StoreObject *self, PyObject *ctx, int with_value)
 {
     if (store_alive(self) < 0 || sopy_check_ctx(ctx) < 0)
         return NULL;
+    if (self->cached && self->cache_moves == __atomic_load_n(&self->moves, __ATOMIC_ACQUIRE))
+        return rec_to_item_key(self, &self->cache, &self->cache_rec, with_value,
+                               self->cache_key);
     TxnObject *t = self->txn;
     sop_cursor *cur = self->cur;
     SopErr err = {0, {0}};
@@ -940,6 +986,7 @@ static PyObject *fetch(StoreObject *self, PyObject *const *args, Py_ssize_t narg
         /* sop.h: no wrap-around; past an end there is nothing until the
          * cursor is positioned again */
         int rc = sop_cursor_fetch(cur, &paging, what, fetchbuf_cb, &fb);
+        cursor_moved(self);
         if (rc == SOP_NO_CURSOR)
             sopy_capture_msg(&err, rc,
                              "can't fetch items with page_offset > 0: call first, last, find "
@@ -1009,9 +1056,9 @@ static PyObject *Store_get_values(StoreObject *self, FASTCALL_ARGS)
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *e = PyList_GET_ITEM(inputs, i), *key;
         Span kd;
-        if (is_item(e)) {
-            key = PyObject_GetAttr(e, sopy_str_key);
-            in_ids[i] = key ? PyObject_GetAttr(e, sopy_str_id) : NULL;
+        if (sopy_is_item(e)) {
+            key = sopy_item_field(e, 0);
+            in_ids[i] = key ? sopy_item_field(e, 2) : NULL;
             if (!in_ids[i] || sopy_parse_id(in_ids[i], &ids[i]) < 0) {
                 Py_XDECREF(key);
                 goto done;
@@ -1036,6 +1083,7 @@ static PyObject *Store_get_values(StoreObject *self, FASTCALL_ARGS)
             sop_val kv = span_val(&a, keys[i]);
             int has_id = memcmp(&ids[i], &zero_id, sizeof zero_id) != 0;
             int rc = has_id ? sop_cursor_find_id(cur, &kv, &ids[i]) : sop_cursor_find(cur, &kv);
+            cursor_moved(self);
             if (rc == SOP_NOTFOUND && !has_id && partial[i] && cursor_has_prefix(cur, &kv))
                 rc = SOP_OK; /* the first item of the prefix */
             if (rc == SOP_OK) {
@@ -1069,12 +1117,12 @@ static PyObject *Store_get_values(StoreObject *self, FASTCALL_ARGS)
             /* echo the input with no value */
             PyObject *e = PyList_GET_ITEM(inputs, i);
             if (in_ids[i]) {
-                PyObject *k = PyObject_GetAttr(e, sopy_str_key);
-                item = k ? new_item(k, Py_None, in_ids[i]) : NULL;
+                PyObject *k = sopy_item_field(e, 0);
+                item = k ? sopy_new_item(k, Py_None, in_ids[i]) : NULL;
                 Py_XDECREF(k);
             } else {
                 PyObject *id = sopy_id_str(&ids[i]);
-                item = id ? new_item(e, Py_None, id) : NULL;
+                item = id ? sopy_new_item(e, Py_None, id) : NULL;
                 Py_XDECREF(id);
             }
         }
@@ -1252,6 +1300,7 @@ static int Store_set_hook(StoreObject *self, PyObject *v, void *c)
         PyErr_SetString(PyExc_TypeError, "the key codec/decoder must be callable or None");
         return -1;
     }
+    cache_clear(self); /* a kept key may no longer be what the decoder says */
     Py_INCREF(v);
     if (c)
         Py_XSETREF(self->key_decoder, v);
@@ -1288,6 +1337,7 @@ static void Store_dealloc(StoreObject *self)
     }
     self->cur = NULL;
     self->store = NULL;
+    cache_clear(self);
     Store_clear(self);
     /* bytes and a tuple of str: no cycles, so not in tp_clear (encoding
      * keys relies on them being set) */

@@ -1,7 +1,13 @@
 """The extension's per-call shortcuts behave like the general paths: keyword
 and positional arguments, the Context check (a plain Context is checked
 without calling error(); a changed class or a subclass still goes through
-error()), and Items built without calling Item.__init__."""
+error()), Items built and read without calling Item.__init__, Item(...)
+itself (a C constructor while the class is as defined), and the copy of the
+found item that get_current_item uses in read-only transactions."""
+
+import dataclasses
+import pickle
+import threading
 
 import pytest
 
@@ -100,7 +106,8 @@ def test_items_built_by_the_extension(store, ctx):
     it = store.get_current_item(ctx)
     assert type(it) is btree.Item
     assert it == btree.Item(key="k", value={"v": 1}, id=it.id)
-    assert list(vars(it)) == ["key", "value", "id"]
+    assert [f.name for f in dataclasses.fields(it)] == ["key", "value", "id"]
+    assert dataclasses.asdict(it) == {"key": "k", "value": {"v": 1}, "id": it.id}
     assert len(it.id) == 36 and it.id != btree.NIL_UUID
     store.first(ctx)
     store.previous(ctx)
@@ -120,5 +127,126 @@ def test_items_built_by_the_extension(store, ctx):
         assert store.find(ctx, "k")
         assert store.get_current_item(ctx).key == "k"
         assert seen == ["k"]
+        assert btree.Item(key="direct").key == "direct"
+        assert seen == ["k", "direct"]
     finally:
         btree.Item.__init__ = orig
+    assert btree.Item(key="again").key == "again"
+    assert seen == ["k", "direct"]
+
+
+def test_item_constructor():
+    Item = btree.Item
+    nil = btree.NIL_UUID
+    assert Item("k") == Item(key="k") == Item("k", None, nil)
+    assert Item("k", 1, "x") == Item(id="x", value=1, key="k")
+    assert repr(Item(key="k", value=2)) == f"Item(key='k', value=2, id='{nil}')"
+    assert Item[str, int](key="k", value=3).value == 3
+    it = Item(key=("a", 1), value=[1])
+    assert pickle.loads(pickle.dumps(it)) == it
+    assert dataclasses.replace(it, value=[2]) == Item(key=("a", 1), value=[2])
+    cases = [
+        ((), {}, "missing 1 required positional argument: 'key'"),
+        ((1, 2, 3, 4), {}, "takes from 2 to 4 positional arguments but 5 were given"),
+        ((), {"key": 1, "colour": 2}, "unexpected keyword argument 'colour'"),
+        ((1,), {"key": 2}, "multiple values for argument 'key'"),
+        ((1, 2), {"value": 3}, "multiple values for argument 'value'"),
+    ]
+    for args, kw, msg in cases:
+        with pytest.raises(TypeError, match=msg):
+            Item(*args, **kw)
+
+    class Sub(Item):
+        def __init__(self, key):
+            super().__init__(key, value="sub")
+
+    assert Sub("k").value == "sub" and type(Sub("k")) is Sub
+
+
+def _read_only(db, ctx, n=50, **opts):
+    with db.begin_transaction(ctx) as t:
+        s = db.new_btree(ctx, "r", t, **opts) if opts else db.new_btree(ctx, "r", t)
+        for i in range(n):
+            s.add(ctx, f"k{i:03d}", f"v{i}")
+    return db.begin_transaction(ctx, mode=sop.TransactionMode.ForReading.value)
+
+
+def test_found_item_copy_follows_the_cursor(db, ctx):
+    with _read_only(db, ctx) as t:
+        s = db.open_btree(ctx, "r", t)
+        s2 = db.open_btree(ctx, "r", t)
+        assert s.find(ctx, "k010")
+        assert s2.find(ctx, "k020")
+        a = s.get_current_item(ctx)
+        assert (a.key, a.value) == ("k010", "v10") and len(a.id) == 36
+        assert s.get_current_key(ctx).key == "k010" and s.get_current_key(ctx).value is None
+        assert s2.get_current_item(ctx).key == "k020"
+        # every cursor move makes get_current_item look again
+        assert s.next(ctx) and s.get_current_item(ctx).key == "k011"
+        assert s.find(ctx, "k030") and s.previous(ctx)
+        assert s.get_current_item(ctx).key == "k029"
+        assert s.find(ctx, "k030") and s.first(ctx)
+        assert s.get_current_item(ctx).key == "k000"
+        assert s.find(ctx, "k030") and s.last(ctx)
+        assert s.get_current_item(ctx).key == "k049"
+        assert s.find(ctx, "k030")
+        got = s.get_values(ctx, btree.Item(key="k005"))
+        assert got[0].value == "v5" and s.get_current_item(ctx).key == "k005"
+        assert s.find(ctx, "k030")
+        page = s.get_items(ctx, btree.PagingInfo(page_size=3))
+        assert [i.key for i in page] == ["k030", "k031", "k032"]
+        assert s.get_current_item(ctx).key == "k033"
+        # a miss is not copied: the cursor's neighbour comes from the engine
+        assert not s.find(ctx, "k0305")
+        assert s.get_current_item(ctx).key == "k031"
+        # the same id as the engine reports without the copy
+        assert s.find(ctx, "k007")
+        fast = s.get_current_item(ctx)
+        assert s.next(ctx) and s.previous(ctx)
+        assert s.get_current_item(ctx) == fast
+    with pytest.raises(sop.InvalidTransactionStateError):
+        s.get_current_item(ctx)
+
+
+def test_found_item_copy_with_codec_and_threads(db, ctx):
+    with _read_only(db, ctx, n=200) as t:
+        s = db.open_btree(ctx, "r", t)
+        s._key_decoder = lambda kb, doc: "decoded"
+        assert s.find(ctx, "k001") and s.get_current_item(ctx).key == "decoded"
+        s._key_decoder = None
+        assert s.find(ctx, "k001") and s.get_current_item(ctx).key == "k001"
+        # threads sharing one store: whatever interleaving, an item is whole
+        errors = []
+
+        def worker(base):
+            try:
+                for i in range(300):
+                    k = f"k{(base + i) % 200:03d}"
+                    if s.find(ctx, k):
+                        it = s.get_current_item(ctx)
+                        assert it.value == "v" + str(int(it.key[1:]))
+                    s.next(ctx)
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        ts = [threading.Thread(target=worker, args=(b,)) for b in (0, 77, 150)]
+        for th in ts:
+            th.start()
+        for th in ts:
+            th.join()
+        assert not errors
+
+
+def test_found_item_copy_not_used_for_big_values_or_writes(db, ctx):
+    with db.begin_transaction(ctx) as t:
+        s = db.new_btree(ctx, "w", t)
+        s.add(ctx, "a", "1")
+        assert s.find(ctx, "a")
+        assert s.update(ctx, "a", "2")
+        assert s.get_current_item(ctx).value == "2"
+        big = "x" * 40000
+        s.add(ctx, "b", big)
+    with db.begin_transaction(ctx, mode=sop.TransactionMode.ForReading.value) as t:
+        s = db.open_btree(ctx, "w", t)
+        assert s.find(ctx, "b") and s.get_current_item(ctx).value == big
+        assert s.find(ctx, "a") and s.get_current_item(ctx).value == "2"
