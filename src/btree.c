@@ -427,6 +427,7 @@ void btree_cursor_init(btree_cursor *c, btree *bt)
     c->depth = 0;
     c->mod = bt->mod;
     c->klen = 0;
+    c->finger = 0;
 }
 
 static void report_gap(btree *bt, const node *leaf, uint32_t i)
@@ -527,13 +528,36 @@ int btree_seek(btree_cursor *c, const unsigned char *key, size_t klen, const uns
     node_item it;
     uint32_t i;
     int rc, ex;
+    /* the leaf of the cursor's item, if the tree has not changed since */
+    int had = c->positioned && c->mod == bt->mod && c->depth > 0;
+    uint64_t had_leaf = had ? c->path[c->depth - 1].lid : 0;
+    int near = 0;
     c->positioned = 0;
     if (key_eq)
         *key_eq = 0;
     if (exact)
         *exact = 0;
-    if ((rc = descend(bt, c, key, klen, id, &leaf)) != SOP_OK)
-        return rc;
+    if (had && c->finger) {
+        /* In-order seeks: when the probe sorts after the leaf's first item
+         * and not after its last one, the whole tree's answer is in this
+         * leaf (every other leaf's items are below the first or above the
+         * last), so the path above it stays as it is. */
+        if ((rc = IO_GET(had_leaf, &leaf)) != SOP_OK)
+            return rc;
+        if (leaf->kind == NODE_LEAF) {
+            i = node_lower_bound(leaf, key, klen, id, NULL);
+            if (i > 0 && i < leaf->count) {
+                c->path[c->depth - 1].idx = i;
+                near = 1;
+            }
+        }
+        c->finger = (unsigned char)near;
+    }
+    if (!near) {
+        if ((rc = descend(bt, c, key, klen, id, &leaf)) != SOP_OK)
+            return rc;
+        c->finger = had && c->path[c->depth - 1].lid == had_leaf;
+    }
     i = c->path[c->depth - 1].idx;
     ex = item_is(leaf, i, key, klen, id);
     if (!ex)

@@ -71,6 +71,8 @@ typedef struct btree_cursor {
     uint64_t mod;              /* bt->mod when path was computed */
     unsigned char at_left;     /* the path took the first child at every level */
     unsigned char at_right;    /* ... the last child at every level */
+    unsigned char finger;      /* seeks are landing in the leaf of the last one:
+                                  try that leaf before descending (btree_seek) */
     /* the current item, saved to re-seek after an edit */
     size_t klen;
     unsigned char id[16];

@@ -5,15 +5,23 @@
  */
 #include "sop_int.h"
 
+/* the two lowercase hex digits of every byte value */
+#define HEXC(n) ((char)((n) < 10 ? '0' + (n) : 'a' - 10 + (n)))
+#define HEXP(b) {HEXC((b) >> 4), HEXC((b)&15)}
+#define HEXP4(b) HEXP(b), HEXP((b) + 1), HEXP((b) + 2), HEXP((b) + 3)
+#define HEXP16(b) HEXP4(b), HEXP4((b) + 4), HEXP4((b) + 8), HEXP4((b) + 12)
+#define HEXP64(b) HEXP16(b), HEXP16((b) + 16), HEXP16((b) + 32), HEXP16((b) + 48)
+static const char hex_pairs[256][2] = {HEXP64(0), HEXP64(64), HEXP64(128), HEXP64(192)};
+
 void sop_id_format(const sop_id *id, char out[37])
 {
-    static const char hex[] = "0123456789abcdef";
+    /* bytes 0-3, 4-5, 6-7, 8-9, 10-15, a dash after each group but the last */
     char *w = out;
     for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
+        memcpy(w, hex_pairs[id->bytes[i]], 2);
+        w += 2;
+        if (i == 3 || i == 5 || i == 7 || i == 9)
             *w++ = '-';
-        *w++ = hex[id->bytes[i] >> 4];
-        *w++ = hex[id->bytes[i] & 15];
     }
     *w = 0;
 }

@@ -357,7 +357,7 @@ static PyObject *Env_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     opts.cache_bytes = (size_t)cache;
     opts.flags = nosync ? SOP_ENV_NOSYNC : 0u;
     const char *p = PyBytes_AS_STRING(fspath);
-    SopErr err = {0, {0}};
+    SopErr err = SOPY_NO_ERR;
     sop_env *env = NULL;
     Py_BEGIN_ALLOW_THREADS
     int rc = sop_env_open(p, &opts, &env);
@@ -413,7 +413,7 @@ static PyObject *Env_close(EnvObject *self, PyObject *unused)
     self->closing = 1;
     env_abort_txns(self);
     sop_env *env = self->env;
-    SopErr err = {0, {0}};
+    SopErr err = SOPY_NO_ERR;
     Py_BEGIN_ALLOW_THREADS
     int rc = sop_env_close(env);
     if (rc != SOP_OK)
@@ -473,7 +473,7 @@ static PyObject *Env_begin(EnvObject *self, PyObject *args, PyObject *kw)
     t->env = self;
     sop_env *env = self->env;
     sop_txn *txn = NULL;
-    SopErr err = {0, {0}};
+    SopErr err = SOPY_NO_ERR;
     Py_BEGIN_ALLOW_THREADS
     int rc = sop_txn_begin(env, mode, (uint64_t)max_ms, &txn);
     if (rc != SOP_OK)
@@ -506,7 +506,7 @@ static PyObject *Env_remove_store(EnvObject *self, PyObject *arg)
     if (env_enter(self) < 0)
         return NULL;
     sop_env *env = self->env;
-    SopErr err = {0, {0}};
+    SopErr err = SOPY_NO_ERR;
     Py_BEGIN_ALLOW_THREADS
     int rc = sop_env_remove_store(env, name);
     if (rc != SOP_OK)
@@ -526,7 +526,7 @@ static PyObject *Env_list_stores(EnvObject *self, PyObject *unused)
     sop_env *env = self->env;
     char **names = NULL;
     size_t count = 0;
-    SopErr err = {0, {0}};
+    SopErr err = SOPY_NO_ERR;
     Py_BEGIN_ALLOW_THREADS
     int rc = sop_env_list_stores(env, &names, &count);
     if (rc != SOP_OK)
@@ -555,7 +555,7 @@ static PyObject *Env_check(EnvObject *self, PyObject *unused)
         return NULL;
     sop_env *env = self->env;
     char *report = NULL;
-    SopErr err = {0, {0}};
+    SopErr err = SOPY_NO_ERR;
     Py_BEGIN_ALLOW_THREADS
     int rc = sop_env_check(env, &report);
     if (rc != SOP_OK)
@@ -597,7 +597,7 @@ static PyObject *Env_stat(EnvObject *self, PyObject *unused)
     sop_env *env = self->env;
     sop_env_stats st;
     memset(&st, 0, sizeof st);
-    SopErr err = {0, {0}};
+    SopErr err = SOPY_NO_ERR;
     Py_BEGIN_ALLOW_THREADS
     int rc = sop_env_stat(env, &st);
     if (rc != SOP_OK)
@@ -704,7 +704,7 @@ static void Txn_dealloc(TxnObject *self)
 static PyObject *Txn_commit(TxnObject *self, PyObject *unused)
 {
     (void)unused;
-    SopErr err = {0, {0}};
+    SopErr err = SOPY_NO_ERR;
     int ended = 0;
     SOPY_WITH_TXN(self, if (!self->txn) ended = 1; else {
         int rc = sop_txn_commit(self->txn); /* always consumes the txn */
@@ -894,7 +894,7 @@ static PyObject *Txn_open_store(TxnObject *self, PyObject *args, PyObject *kw)
     sop_cursor *cur = NULL;
     sop_store_info info;
     memset(&info, 0, sizeof info);
-    SopErr err = {0, {0}};
+    SopErr err = SOPY_NO_ERR;
     Arena sa; /* a copy of the store's index spec */
     Span sspec = {0, SPAN_NONE};
     arena_init(&sa);

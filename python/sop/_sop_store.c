@@ -47,7 +47,10 @@ static int store_alive(StoreObject *self)
 /* Note a cursor move (txn mutex held); returns the new count. */
 static unsigned long cursor_moved(StoreObject *self)
 {
-    return __atomic_add_fetch(&self->moves, 1, __ATOMIC_ACQ_REL);
+    /* one writer at a time (the mutex), so no read-modify-write needed */
+    unsigned long m = __atomic_load_n(&self->moves, __ATOMIC_RELAXED) + 1;
+    __atomic_store_n(&self->moves, m, __ATOMIC_RELEASE);
+    return m;
 }
 
 /* Copy the cursor's item into (a, r) (txn mutex held).  1 copied, 0 not
@@ -76,7 +79,7 @@ static void cache_set(StoreObject *self, const Arena *a, const FetchRec *r, unsi
     self->cache_rec = *r; /* its spans are offsets, the same in the copy */
     self->cache_moves = moves;
     self->cached = 1;
-    if (key && r->key_doc.len == SPAN_NONE && self->is_primitive_key &&
+    if (key && (r->key_doc.len == SPAN_NONE || r->key_doc.len == 0) && self->is_primitive_key &&
         (!self->key_codec || self->key_codec == Py_None) &&
         (!self->key_decoder || self->key_decoder == Py_None)) {
         Py_INCREF(key);
@@ -206,7 +209,7 @@ static int encode_complex_key(StoreObject *self, PyObject *key, int mode, sop_ke
     size_t used = 0;
     int rc = sop_key_from_doc(&spec, doc->data, doc->size, kb, &used);
     if (rc != SOP_OK) {
-        SopErr err = {0, {0}};
+        SopErr err = SOPY_NO_ERR;
         sopy_capture(&err, rc, NULL);
         sopy_raise_err(&err);
         return -1;
@@ -579,7 +582,7 @@ static PyObject *store_write(StoreObject *self, PyObject *ctx, PyObject *key, Py
     }
     TxnObject *t = self->txn;
     sop_store *s = self->store;
-    SopErr err = {0, {0}};
+    SopErr err = SOPY_NO_ERR;
     int all_ok = 1;
     SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
         for (size_t i = 0; i < b.n; i++) {
@@ -692,7 +695,7 @@ static PyObject *Store_update_current_key(StoreObject *self, FASTCALL_ARGS)
     }
     TxnObject *t = self->txn;
     sop_cursor *cur = self->cur;
-    SopErr err = {0, {0}};
+    SopErr err = SOPY_NO_ERR;
     int ok = 0;
     SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
         sop_val kv = span_val(&a, k), dv = span_val(&a, kd);
@@ -727,7 +730,7 @@ static PyObject *Store_update_current_value(StoreObject *self, FASTCALL_ARGS)
     }
     TxnObject *t = self->txn;
     sop_cursor *cur = self->cur;
-    SopErr err = {0, {0}};
+    SopErr err = SOPY_NO_ERR;
     int ok = 0;
     SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
         sop_val vv = span_val(&a, v);
@@ -762,7 +765,7 @@ static PyObject *find_common(StoreObject *self, PyObject *ctx, PyObject *key, Py
     }
     TxnObject *t = self->txn;
     sop_cursor *cur = self->cur;
-    SopErr err = {0, {0}};
+    SopErr err = SOPY_NO_ERR;
     int found = 0, copied = 0;
     int copy = t->mode != SOP_TXN_WRITE && self->inline_values;
     unsigned long moves = 0;
@@ -820,7 +823,7 @@ static PyObject *navigate(StoreObject *self, PyObject *ctx, int how)
         return NULL;
     TxnObject *t = self->txn;
     sop_cursor *cur = self->cur;
-    SopErr err = {0, {0}};
+    SopErr err = SOPY_NO_ERR;
     int ok = 0;
     SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
         int rc = how == NAV_FIRST  ? sop_cursor_first(cur)
@@ -864,7 +867,7 @@ static PyObject *current(StoreObject *self, PyObject *ctx, int with_value)
                                self->cache_key);
     TxnObject *t = self->txn;
     sop_cursor *cur = self->cur;
-    SopErr err = {0, {0}};
+    SopErr err = SOPY_NO_ERR;
     Arena a;
     FetchRec rec;
     int have = 0;
@@ -979,7 +982,7 @@ static PyObject *fetch(StoreObject *self, PyObject *const *args, Py_ssize_t narg
         return NULL;
     TxnObject *t = self->txn;
     sop_cursor *cur = self->cur;
-    SopErr err = {0, {0}};
+    SopErr err = SOPY_NO_ERR;
     FetchBuf fb;
     fetchbuf_init(&fb);
     SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
@@ -1076,7 +1079,7 @@ static PyObject *Store_get_values(StoreObject *self, FASTCALL_ARGS)
     }
     TxnObject *t = self->txn;
     sop_cursor *cur = self->cur;
-    SopErr err = {0, {0}};
+    SopErr err = SOPY_NO_ERR;
     static const sop_id zero_id;
     SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
         for (Py_ssize_t i = 0; i < n; i++) {
@@ -1155,7 +1158,7 @@ static PyObject *Store_count(StoreObject *self, PyObject *unused)
         return NULL;
     TxnObject *t = self->txn;
     sop_store *s = self->store;
-    SopErr err = {0, {0}};
+    SopErr err = SOPY_NO_ERR;
     uint64_t count = 0;
     SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
         int rc = sop_store_count(s, &count);
@@ -1198,7 +1201,7 @@ static PyObject *Store_get_store_info(StoreObject *self, PyObject *unused)
         return NULL;
     TxnObject *t = self->txn;
     sop_store *s = self->store;
-    SopErr err = {0, {0}};
+    SopErr err = SOPY_NO_ERR;
     sop_store_info info;
     memset(&info, 0, sizeof info);
     Arena a;

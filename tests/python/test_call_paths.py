@@ -175,10 +175,12 @@ def test_found_item_copy_follows_the_cursor(db, ctx):
     with _read_only(db, ctx) as t:
         s = db.open_btree(ctx, "r", t)
         s2 = db.open_btree(ctx, "r", t)
-        assert s.find(ctx, "k010")
+        probe = "".join(["k0", "10"])  # a str object of its own
+        assert s.find(ctx, probe)
         assert s2.find(ctx, "k020")
         a = s.get_current_item(ctx)
         assert (a.key, a.value) == ("k010", "v10") and len(a.id) == 36
+        assert a.key is probe  # the found str key is reused, not decoded again
         assert s.get_current_key(ctx).key == "k010" and s.get_current_key(ctx).value is None
         assert s2.get_current_item(ctx).key == "k020"
         # every cursor move makes get_current_item look again

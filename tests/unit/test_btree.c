@@ -1289,6 +1289,75 @@ TEST(test_model)
     model_big = 0;
 }
 
+/* One cursor seeking near its last position (the leaf "finger" in
+ * btree_seek) must land exactly where a fresh cursor, which always descends
+ * from the root, lands: in-order sweeps, small jumps, probes between keys
+ * and beyond both ends, duplicate keys, with and without ids, and edits in
+ * between (which must drop the finger). */
+TEST(test_seek_finger)
+{
+    mem_io m;
+    btree bt;
+    new_tree(&m, &bt, 16);
+    /* keys 0, 2, 4, ... (odd keys are gaps); every 7th even key three times */
+    for (uint32_t v = 0; v < 6000; v += 2)
+        for (uint32_t d = 0; d < (v % 7 == 0 ? 3u : 1u); d++)
+            CHECK_RC(put(&bt, v, 10 + d), SOP_OK);
+    btree_cursor keep, fresh;
+    btree_cursor_init(&keep, &bt);
+    uint32_t pos = 0, fingered = 0;
+    for (int step = 0; step < 40000; step++) {
+        uint32_t r = rnd() % 100;
+        if (r < 70)
+            pos += 1; /* in order */
+        else if (r < 90)
+            pos += rnd() % 64; /* nearby */
+        else
+            pos = rnd() % 6100; /* anywhere, also past the last key */
+        if (pos >= 6100)
+            pos = 0;
+        if (step % 5000 == 4999) { /* an edit changes the tree */
+            CHECK_RC(put(&bt, pos | 1, 1), SOP_OK);
+            CHECK_RC(del(&bt, pos | 1, 1), SOP_OK);
+        }
+        unsigned char k[32], id[16];
+        size_t klen;
+        make_key(k, &klen, pos);
+        make_id(id, 10 + rnd() % 4);
+        const unsigned char *idp = r % 3 == 0 ? id : NULL;
+        int eq1 = -1, ex1 = -1, eq2 = -1, ex2 = -1;
+        int had = keep.finger;
+        btree_cursor_init(&fresh, &bt);
+        int rc1 = btree_seek(&keep, k, klen, idp, &eq1, &ex1);
+        int rc2 = btree_seek(&fresh, k, klen, idp, &eq2, &ex2);
+        fingered += had && keep.finger;
+        CHECK_RC(rc1, rc2);
+        CHECK(eq1 == eq2 && ex1 == ex2);
+        CHECK(keep.positioned == fresh.positioned);
+        if (rc1 == SOP_OK) {
+            node_item a, b;
+            CHECK_RC(btree_current(&keep, &a), SOP_OK);
+            CHECK_RC(btree_current(&fresh, &b), SOP_OK);
+            CHECK(a.klen == b.klen && memcmp(a.key, b.key, a.klen) == 0);
+            CHECK(memcmp(a.id, b.id, 16) == 0);
+            CHECK(keep.depth == fresh.depth);
+            for (int d = 0; d < keep.depth; d++)
+                CHECK(keep.path[d].lid == fresh.path[d].lid && keep.path[d].idx == fresh.path[d].idx);
+            /* and moving on from there agrees too */
+            int n1 = btree_next(&keep), n2 = btree_next(&fresh);
+            CHECK_RC(n1, n2);
+            if (n1 == SOP_OK) {
+                CHECK_RC(btree_current(&keep, &a), SOP_OK);
+                CHECK_RC(btree_current(&fresh, &b), SOP_OK);
+                CHECK(a.klen == b.klen && memcmp(a.key, b.key, a.klen) == 0);
+            }
+        }
+    }
+    CHECK(fingered > 10000); /* the in-order seeks did use the finger */
+    mem_commit(&m);
+    mem_free(&m);
+}
+
 int main(void)
 {
     RUN(test_empty);
@@ -1299,6 +1368,7 @@ int main(void)
     RUN(test_insert_unique);
     RUN(test_append_split);
     RUN(test_reseek);
+    RUN(test_seek_finger);
     RUN(test_replace);
     RUN(test_key_limits);
     RUN(test_big_values);

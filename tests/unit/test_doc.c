@@ -640,6 +640,19 @@ TEST(ids)
     CHECK(strcmp(text, "0a1b2c3d-4e5f-7081-92a3-b4c5d6e7f809") == 0);
     CHECK_RC(sop_id_parse(text, 36, &back), SOP_OK);
     CHECK(memcmp(&id, &back, sizeof id) == 0);
+    for (int b = 0; b < 256; b++) { /* every byte value, at every position */
+        char want[37], *w = want;
+        for (int k = 0; k < 16; k++) {
+            id.bytes[k] = (unsigned char)(b + k * 37);
+            w += snprintf(w, 3, "%02x", id.bytes[k]);
+            if (k == 3 || k == 5 || k == 7 || k == 9)
+                *w++ = '-';
+        }
+        sop_id_format(&id, text);
+        CHECK(strcmp(text, want) == 0);
+    }
+    for (int k = 0; k < 16; k++)
+        id.bytes[k] = (unsigned char)(k * 17 + 0x0a);
     CHECK_RC(sop_id_parse("0A1B2C3D4E5F708192A3B4C5D6E7F809", 32, &back), SOP_OK);
     CHECK(memcmp(&id, &back, sizeof id) == 0);
     CHECK_RC(sop_id_parse("0A1B2C3D-4E5F-7081-92A3-B4C5D6E7F809", 36, &back), SOP_OK);
