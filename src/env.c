@@ -683,9 +683,17 @@ int env_open_with_io(const char *path, const sop_env_options *opts, const sop_io
         goto fail;
     }
     SOP_CHECK(io->open(io, lockp, SOP_IO_CREATE, &env->ckpt_lock_file));
-    SOP_CHECK(env->lock_file->io->lock(env->lock_file, 1, 1));
-    rc = recover(env);
-    SOP_KEEP_FIRST(rc, env->lock_file->io->unlock(env->lock_file));
+    /* Recovery lists the log files, then opens them: another process's
+     * checkpoint must not delete one in between, so take its lock first
+     * (the order ckpt_write takes them in: checkpoint lock, then commit
+     * lock).  Files this process holds open stay readable after that. */
+    SOP_CHECK(env->ckpt_lock_file->io->lock(env->ckpt_lock_file, 1, 1));
+    rc = env->lock_file->io->lock(env->lock_file, 1, 1);
+    if (rc == SOP_OK) {
+        rc = recover(env);
+        SOP_KEEP_FIRST(rc, env->lock_file->io->unlock(env->lock_file));
+    }
+    SOP_KEEP_FIRST(rc, env->ckpt_lock_file->io->unlock(env->ckpt_lock_file));
     if (rc)
         goto fail;
     SOP_CHECK(readers_open(env));

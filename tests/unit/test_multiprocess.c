@@ -4,7 +4,9 @@
  *    commits thousands of transactions, compacts and checkpoints: old log
  *    files are kept while the reader lives and reclaimed after it exits;
  *  - processes writing the same store at once merge, and see each other's
- *    commits.
+ *    commits;
+ *  - opening the database while another process checkpoints and deletes
+ *    old log files always succeeds.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -401,10 +404,89 @@ TEST(bank_across_processes_with_kills)
         fprintf(stderr, "cleanup failed\n");
 }
 
+/* Another process keeps committing, compacting and checkpointing (which
+ * deletes old log files) while this one opens and closes the database over
+ * and over: every open succeeds and sees a whole store.  (Before the open
+ * took the checkpoint lock, a file listed by the opening process could be
+ * deleted before it was opened.) */
+TEST(open_while_another_process_reclaims)
+{
+    snprintf(dir, sizeof dir, "/tmp/sop_mp_XXXXXX");
+    REQUIRE(mkdtemp(dir) != NULL);
+    sop_env *env;
+    CHECK_RC(sop_env_open(dir, &opts, &env), SOP_OK);
+    fill(env, 0);
+    sop_env_close(env);
+    int go[2];
+    REQUIRE(pipe(go) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        close(go[0]);
+        sop_env *e;
+        if (sop_env_open(dir, &opts, &e) != SOP_OK)
+            _exit(2);
+        for (int round = 1; round < 100000; round++) {
+            fill(e, round);
+            if (round % 8 == 0 && sop_env_compact(e) != SOP_OK)
+                _exit(3);
+            if (round == 50 && write(go[1], "g", 1) != 1)
+                _exit(4);
+            if (getppid() == 1)
+                break;
+            struct stat st;
+            char stop[300];
+            snprintf(stop, sizeof stop, "%s/stop", dir);
+            if (stat(stop, &st) == 0)
+                break;
+        }
+        sop_env_close(e);
+        _exit(0);
+    }
+    close(go[1]);
+    char g;
+    REQUIRE(read(go[0], &g, 1) == 1);
+    close(go[0]);
+    int opened = 0;
+    for (int i = 0; i < 150; i++) {
+        int rc = sop_env_open(dir, &opts, &env);
+        if (rc != SOP_OK) {
+            fprintf(stderr, "open %d: %s\n", i, sop_errmsg());
+            CHECK_RC(rc, SOP_OK);
+            break;
+        }
+        opened++;
+        sop_txn *t;
+        CHECK_RC(sop_txn_begin(env, SOP_TXN_READ, 0, &t), SOP_OK);
+        sop_store *s;
+        CHECK_RC(sop_store_open(t, "s", NULL, &s), SOP_OK);
+        uint64_t n = 0;
+        sop_store_count(s, &n);
+        CHECK(n == 50);
+        sop_txn_abort(t);
+        sop_env_close(env);
+    }
+    CHECK(opened == 150);
+    char stop[300];
+    snprintf(stop, sizeof stop, "%s/stop", dir);
+    FILE *f = fopen(stop, "w");
+    if (f)
+        fclose(f);
+    int status;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup failed\n");
+}
+
+
 int main(void)
 {
     RUN(bank_across_processes_with_kills);
     RUN(long_reader_in_another_process);
     RUN(writers_in_two_processes_merge);
+    RUN(open_while_another_process_reclaims);
     TEST_EXIT();
 }
