@@ -133,6 +133,62 @@ static int descend(btree *bt, btree_cursor *c, const unsigned char *key, size_t 
     }
 }
 
+/* descend() for an edit: first try the leaf of the last edit, which holds
+ * the answer when it brackets the key (as in btree_seek's finger), or when
+ * the key falls off the left or right edge of the tree there. */
+static int descend_edit(btree *bt, btree_cursor *c, const unsigned char *key, size_t klen,
+                        const unsigned char *id, node **leafp)
+{
+    int d = bt->hint_depth;
+    if (d > 0 && bt->hint_shape == bt->shape) {
+        node *n;
+        int rc = IO_GET(bt->hint_lid[d - 1], &n);
+        if (rc != SOP_OK)
+            return rc;
+        if (n->kind == NODE_LEAF && n->count > 0) {
+            uint32_t i = node_lower_bound(n, key, klen, id, NULL);
+            if ((i > 0 || bt->hint_at_left) && (i < n->count || bt->hint_at_right)) {
+                for (int k = 0; k < d; k++) {
+                    c->path[k].lid = bt->hint_lid[k];
+                    c->path[k].idx = bt->hint_idx[k];
+                }
+                c->path[d - 1].idx = i;
+                c->depth = d;
+                c->at_left = bt->hint_at_left;
+                c->at_right = bt->hint_at_right;
+                *leafp = n;
+                return SOP_OK;
+            }
+        }
+    }
+    return descend(bt, c, key, klen, id, leafp);
+}
+
+/* After an edit along c's path: keep the path for the next edit unless the
+ * edit split or rebalanced nodes (shape moved since shape_before). */
+static void keep_hint(btree *bt, const btree_cursor *c, uint64_t shape_before)
+{
+    if (bt->shape != shape_before) {
+        bt->hint_depth = 0;
+        return;
+    }
+    for (int k = 0; k < c->depth; k++) {
+        bt->hint_lid[k] = c->path[k].lid;
+        bt->hint_idx[k] = c->path[k].idx;
+    }
+    bt->hint_depth = c->depth;
+    bt->hint_at_left = c->at_left;
+    bt->hint_at_right = c->at_right;
+    bt->hint_shape = bt->shape;
+}
+
+void btree_forget(btree *bt)
+{
+    bt->mod++;
+    bt->shape++;
+    bt->hint_depth = 0;
+}
+
 /* Does item i of leaf have this key?  0 no, 1 yes (its id into id), -1 there
  * is no item i in this leaf but other leaves hold items on that side. */
 static int neighbour_has_key(const btree_cursor *c, const node *leaf, uint32_t i, int right,
@@ -208,6 +264,7 @@ static int split_up(btree *bt, btree_cursor *c, int append)
             return rc;
         if (!(m = split_at(bt, n, append)))
             return SOP_OK;
+        bt->shape++;
         if (root_split) { /* move the root's content into a new child */
             node *left;
             if (c->depth >= BTREE_MAX_DEPTH - 1)
@@ -263,16 +320,21 @@ int btree_insert(btree *bt, const node_item *it)
     int rc;
     if (it->klen > SOP_MAX_KEY)
         return sop_report(SOP_KEY_TOO_LARGE, "key of %zu bytes", it->klen);
-    if ((rc = descend(bt, &c, it->key, it->klen, it->id, &leaf)) != SOP_OK)
+    if ((rc = descend_edit(bt, &c, it->key, it->klen, it->id, &leaf)) != SOP_OK)
         return rc;
     i = c.path[c.depth - 1].idx;
     if (item_is(leaf, i, it->key, it->klen, it->id))
         return SOP_KEYEXIST;
+    uint64_t shape = bt->shape;
     bt->mod++;
     if ((rc = IO_MUT(c.path[c.depth - 1].lid, &leaf)) != SOP_OK ||
-        (rc = node_leaf_insert(leaf, i, it)) != SOP_OK)
+        (rc = node_leaf_insert(leaf, i, it)) != SOP_OK ||
+        (rc = split_up(bt, &c, c.at_right && i + 1 == leaf->count)) != SOP_OK) {
+        bt->hint_depth = 0;
         return rc;
-    return split_up(bt, &c, c.at_right && i + 1 == leaf->count);
+    }
+    keep_hint(bt, &c, shape);
+    return SOP_OK;
 }
 
 int btree_insert_unique(btree *bt, const node_item *it, unsigned char found_id[16])
@@ -282,7 +344,7 @@ int btree_insert_unique(btree *bt, const node_item *it, unsigned char found_id[1
     int rc;
     if (it->klen > SOP_MAX_KEY)
         return sop_report(SOP_KEY_TOO_LARGE, "key of %zu bytes", it->klen);
-    if ((rc = descend(bt, &c, it->key, it->klen, it->id, &leaf)) != SOP_OK)
+    if ((rc = descend_edit(bt, &c, it->key, it->klen, it->id, &leaf)) != SOP_OK)
         return rc;
     /* items are ordered by (key, id): an item with this key would be a
      * neighbour of the new one */
@@ -306,11 +368,16 @@ int btree_insert_unique(btree *bt, const node_item *it, unsigned char found_id[1
     }
     if (item_is(leaf, i, it->key, it->klen, it->id))
         return SOP_KEYEXIST;
+    uint64_t shape = bt->shape;
     bt->mod++;
     if ((rc = IO_MUT(c.path[c.depth - 1].lid, &leaf)) != SOP_OK ||
-        (rc = node_leaf_insert(leaf, i, it)) != SOP_OK)
+        (rc = node_leaf_insert(leaf, i, it)) != SOP_OK ||
+        (rc = split_up(bt, &c, c.at_right && i + 1 == leaf->count)) != SOP_OK) {
+        bt->hint_depth = 0;
         return rc;
-    return split_up(bt, &c, c.at_right && i + 1 == leaf->count);
+    }
+    keep_hint(bt, &c, shape);
+    return SOP_OK;
 }
 
 int btree_replace(btree *bt, const node_item *it)
@@ -374,6 +441,7 @@ static int rebalance(btree *bt, btree_cursor *c)
             return rc;
         if (!underfull(bt, n))
             return SOP_OK;
+        bt->shape++;
         if ((rc = IO_MUT(c->path[lvl - 1].lid, &p)) != SOP_OK)
             return rc;
         if ((rc = redistribute(bt, p, ci > 0 ? ci - 1 : ci)) != SOP_OK)
@@ -406,16 +474,24 @@ int btree_delete(btree *bt, const unsigned char *key, size_t klen, const unsigne
     node *leaf;
     uint32_t i;
     int rc;
-    if ((rc = descend(bt, &c, key, klen, id, &leaf)) != SOP_OK)
+    if ((rc = descend_edit(bt, &c, key, klen, id, &leaf)) != SOP_OK)
         return rc;
     i = c.path[c.depth - 1].idx;
     if (!item_is(leaf, i, key, klen, id))
         return SOP_NOTFOUND;
+    uint64_t shape = bt->shape;
     bt->mod++;
-    if ((rc = IO_MUT(c.path[c.depth - 1].lid, &leaf)) != SOP_OK)
+    if ((rc = IO_MUT(c.path[c.depth - 1].lid, &leaf)) != SOP_OK) {
+        bt->hint_depth = 0;
         return rc;
+    }
     node_remove(leaf, i);
-    return rebalance(bt, &c);
+    if ((rc = rebalance(bt, &c)) != SOP_OK) {
+        bt->hint_depth = 0;
+        return rc;
+    }
+    keep_hint(bt, &c, shape);
+    return SOP_OK;
 }
 
 /* ------------------------------------------------------------ cursors */

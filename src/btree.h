@@ -58,7 +58,21 @@ typedef struct btree {
     uint64_t root;        /* lid of the root, constant */
     uint32_t slot_length; /* max entries per node (>= 2) */
     uint64_t mod;         /* bumped by every edit; cursors re-seek when it changed */
+    /* The path to the leaf of the last edit, tried first by the next edit
+     * (in-order loads and deletes stay in one leaf for many items).  Valid
+     * while hint_shape == shape; shape moves on every split and rebalance,
+     * the only edits that change a path above its leaf. */
+    uint64_t shape;
+    uint64_t hint_shape;
+    int hint_depth; /* 0: no hint */
+    unsigned char hint_at_left, hint_at_right;
+    uint64_t hint_lid[BTREE_MAX_DEPTH];
+    uint32_t hint_idx[BTREE_MAX_DEPTH];
 } btree;
+
+/** The io threw this tree's uncommitted edits away (an abort that keeps
+ *  the btree struct): drop the edit hint and make cursors re-seek. */
+void btree_forget(btree *bt);
 
 typedef struct btree_cursor {
     btree *bt;

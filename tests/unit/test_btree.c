@@ -893,7 +893,7 @@ TEST(test_cow_snapshot)
     CHECK_RC(btree_check(&bt, &count), SOP_OK);
     CHECK(count == 1500);
     mem_abort(&m);
-    bt.mod++;
+    btree_forget(&bt);
     CHECK_RC(btree_check(&bt, &count), SOP_OK);
     CHECK(count == 1000);
     /* a transaction that commits */
@@ -1229,7 +1229,7 @@ static int model_run(uint32_t slot_length, long ops, uint32_t keyspace, int chec
                 memcpy(saved.a, md.a, md.n * sizeof *md.a);
         } else { /* abort: back to the last commit */
             mem_abort(&m);
-            bt.mod++;
+            btree_forget(&bt);
             md.n = saved.n;
             if (md.cap < saved.n) {
                 md.cap = saved.cap;
