@@ -26,6 +26,7 @@ typedef struct mem_io {
     uint64_t next_lid; /* lids start at 1 */
     long clones, allocs, releases;
     long item_reads, gap_reads, bad_reads;
+    long gets; /* node lookups (get and get_mut) */
 } mem_io;
 
 static int mem_grow(mem_io *m, uint64_t lid)
@@ -50,6 +51,7 @@ static int mem_grow(mem_io *m, uint64_t lid)
 static int mem_get(void *arg, uint64_t lid, node **out)
 {
     mem_io *m = arg;
+    m->gets++;
     if (lid == 0 || lid >= m->next_lid || m->released[lid])
         return sop_report(SOP_CORRUPT, "mem_io: get of bad lid %llu", (unsigned long long)lid);
     *out = m->mut[lid] ? m->mut[lid] : m->clean[lid];
@@ -1358,6 +1360,99 @@ TEST(test_seek_finger)
     mem_free(&m);
 }
 
+/* Edits reuse the path to the previous edit's leaf while the tree keeps its
+ * shape: in-order loads and deletes (both directions) must give the same
+ * tree as always descending would, and look up far fewer nodes; edits that
+ * wander within a window stay consistent with a model through many splits
+ * and merges, with an abort (btree_forget) in between. */
+TEST(test_edit_hint)
+{
+    mem_io m;
+    btree bt;
+    new_tree(&m, &bt, 16);
+    const uint32_t n = 6000;
+    long before = m.gets;
+    for (uint32_t v = 0; v < n; v++)
+        CHECK_RC(put(&bt, v, v), SOP_OK);
+    long load_gets = m.gets - before;
+    int depth = depth_of(&bt);
+    CHECK(depth >= 3);
+    /* without the hint every insert descends: depth gets, plus the leaf again */
+    CHECK(load_gets < (long)n * 2);
+    CHECK_RC(btree_check(&bt, NULL), SOP_OK);
+    check_scan_seq(&bt, n);
+    mem_commit(&m);
+    /* delete the upper half from the top down, then the lower half in order */
+    for (uint32_t v = n; v-- > n / 2;)
+        CHECK_RC(del(&bt, v, v), SOP_OK);
+    CHECK_RC(btree_check(&bt, NULL), SOP_OK);
+    check_scan_seq(&bt, n / 2);
+    before = m.gets;
+    for (uint32_t v = 0; v < n / 2; v++)
+        CHECK_RC(del(&bt, v, v), SOP_OK);
+    fprintf(stderr, "edit hint: %ld gets for %u in-order inserts, %ld for %u deletes (depth %d)\n",
+            load_gets, n, m.gets - before, n / 2, depth);
+    /* without the hint: depth gets per delete, plus the leaf in rebalance */
+    CHECK(m.gets - before < (long)(n / 2) * (depth + 1) * 3 / 4);
+    CHECK_RC(btree_check(&bt, NULL), SOP_OK);
+    check_scan_seq(&bt, 0);
+    mem_commit(&m);
+
+    /* a sliding window of random inserts and deletes against a bitmap */
+    unsigned char *have = calloc(n, 1);
+    REQUIRE(have);
+    uint32_t base = 0;
+    for (int step = 0; step < 60000; step++) {
+        uint32_t v = base + rnd() % 64;
+        if (v >= n)
+            v = rnd() % n;
+        if (rnd() % 3) {
+            CHECK_RC(put(&bt, v, v), have[v] ? SOP_KEYEXIST : SOP_OK);
+            have[v] = 1;
+        } else {
+            CHECK_RC(del(&bt, v, v), have[v] ? SOP_OK : SOP_NOTFOUND);
+            have[v] = 0;
+        }
+        base = (base + (rnd() % 8 == 0)) % n;
+        if (step == 30000) { /* keep this much, throw the rest away */
+            mem_commit(&m);
+        }
+    }
+    uint64_t count;
+    CHECK_RC(btree_check(&bt, &count), SOP_OK);
+    {
+        btree_cursor c;
+        node_item it;
+        uint32_t v = 0, seen = 0;
+        btree_cursor_init(&c, &bt);
+        for (int rc = btree_first(&c); rc == SOP_OK; rc = btree_next(&c)) {
+            CHECK_RC(btree_current(&c, &it), SOP_OK);
+            while (v < n && !have[v])
+                v++;
+            if (v >= n || !item_matches(&it, v, v)) {
+                CHECK(!"window model mismatch");
+                break;
+            }
+            v++;
+            seen++;
+        }
+        CHECK(seen == count);
+    }
+    /* abort back to the last commit, then keep editing in order */
+    mem_abort(&m);
+    btree_forget(&bt);
+    CHECK_RC(btree_check(&bt, &count), SOP_OK);
+    for (uint32_t v = 0; v < n; v++)
+        if (put(&bt, v, v) != SOP_OK && put(&bt, v, v) != SOP_KEYEXIST)
+            CHECK(!"put after abort");
+    CHECK_RC(btree_check(&bt, &count), SOP_OK);
+    CHECK(count == n);
+    check_scan_seq(&bt, n);
+    free(have);
+    mem_commit(&m);
+    mem_free(&m);
+}
+
 int main(void)
 {
     RUN(test_empty);
@@ -1369,6 +1464,7 @@ int main(void)
     RUN(test_append_split);
     RUN(test_reseek);
     RUN(test_seek_finger);
+    RUN(test_edit_hint);
     RUN(test_replace);
     RUN(test_key_limits);
     RUN(test_big_values);
