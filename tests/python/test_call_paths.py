@@ -210,6 +210,7 @@ def test_found_item_copy_follows_the_cursor(db, ctx):
         s.get_current_item(ctx)
 
 
+@pytest.mark.concurrency
 def test_found_item_copy_with_codec_and_threads(db, ctx):
     with _read_only(db, ctx, n=200) as t:
         s = db.open_btree(ctx, "r", t)
