@@ -16,7 +16,7 @@
 #define LOG_ROTATE_DEFAULT (64u << 20) /* start a new log file beyond this */
 #define TEMP_LID_BIT (1ull << 63)     /* lids allocated inside a transaction */
 #define PIN_RING 256
-#define RECENT_NODES 256
+#define RECENT_NODES 256 /* at most 256: txn.recent_used holds slot numbers in bytes */
 #define READER_SLOTS 256 /* processes that can have one database open at once */
 
 typedef struct pending_pub {
@@ -34,6 +34,8 @@ struct sop_env {
     sop_file *readers_file;    /* sop.readers: the snapshot table of all processes */
     int reader_slot;           /* our slot in it, -1 before readers_open */
     uint32_t reader_pid;       /* written into the slot (informational) */
+    unsigned char *readers_map; /* sop.readers mapped shared, or NULL (pread/pwrite) */
+    uint64_t seen_epoch;       /* the log epoch this process last caught up at (atomic) */
     pthread_mutex_t ckpt_mu;
     unsigned char dbid[16];
 
@@ -167,7 +169,9 @@ struct sop_txn {
      * re-reads its leaf without touching the shared registry */
     uint64_t recent_lid[RECENT_NODES];
     node *recent[RECENT_NODES];
-    unsigned pin_pos;
+    unsigned char recent_used[RECENT_NODES]; /* the slots of recent in use, first nrecent */
+    unsigned nrecent;
+    uint64_t pin_pos;     /* pins taken so far (the ring holds the last PIN_RING) */
     unsigned op_count;
     char errmsg[512];
 };
@@ -196,12 +200,20 @@ int readers_open(sop_env *env);
 void readers_close(sop_env *env);
 int readers_publish(sop_env *env, uint64_t seq); /* 0 = no snapshot */
 int readers_min(sop_env *env, uint64_t *min_seq); /* lower *min_seq to other processes' oldest */
+/* 1 if the log may hold batches this process has not read (*epoch: the
+ * epoch now, to pass to readers_caught_up after catching up), 0 if not. */
+int readers_log_moved(sop_env *env, uint64_t *epoch);
+void readers_caught_up(sop_env *env, uint64_t epoch); /* commit_mu held */
+/* This process appended a batch to the log (commit_mu and the commit lock
+ * held): move the epoch on. */
+int readers_log_appended(sop_env *env);
 
 /* reclaim.c: checkpoints, compaction of log files, deletion of dead files */
 int ckpt_load(sop_env *env, int *found);
 int ckpt_write(sop_env *env);
 int env_maintain(sop_env *env, int force);
 int env_catch_up(sop_env *env);              /* commit_mu held */
+int env_catch_up_if_moved(sop_env *env);     /* takes commit_mu only if the log moved */
 int env_catch_up_locked(sop_env *env);       /* commit_mu and the file lock held */
 int env_push_pending(sop_env *env, uint64_t seq, catalog *cat);
 void env_prune(sop_env *env);

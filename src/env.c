@@ -337,6 +337,23 @@ int env_catch_up(sop_env *env)
     return catch_up(env, 0);
 }
 
+int env_catch_up_if_moved(sop_env *env)
+{
+    uint64_t epoch;
+    if (!readers_log_moved(env, &epoch)) {
+        if (__atomic_load_n(&env->poisoned, __ATOMIC_RELAXED))
+            return sop_report(SOP_POISONED, "database %s failed after a commit point; reopen it",
+                              env->path);
+        return SOP_OK; /* nobody appended since this process last read the log */
+    }
+    pthread_mutex_lock(&env->commit_mu);
+    int rc = env_catch_up(env);
+    if (rc == SOP_OK)
+        readers_caught_up(env, epoch);
+    pthread_mutex_unlock(&env->commit_mu);
+    return rc;
+}
+
 /* ------------------------------------------------------------ reading */
 int env_read_node(sop_env *env, uint64_t lid, uint64_t snap, node **out)
 {
@@ -1169,6 +1186,8 @@ int env_commit(sop_txn *t)
     pthread_mutex_unlock(&env->mu);
     if (rc != SOP_OK)
         goto fail;
+    if (readers_log_appended(env) != SOP_OK)
+        sop_clear_errmsg(); /* others then see this commit at the next epoch move */
     env->lock_file->io->unlock(env->lock_file);
     locked = 0;
     pthread_mutex_unlock(&env->commit_mu);

@@ -52,6 +52,11 @@ struct sop_io {
     /* 1 if another open file holds a lock on part of the range, 0 if not,
      * negative -rc on error. */
     int (*range_locked)(sop_file *f, uint64_t off, uint64_t len);
+    /* Map the first len bytes of f, shared between processes and writable
+     * (the file is first extended to len bytes if shorter); for small
+     * coordination files, never for data.  unmap undoes it. */
+    int (*map)(sop_file *f, size_t len, void **addr);
+    int (*unmap)(sop_file *f, void *addr, size_t len);
 };
 
 /** The POSIX implementation (static storage). */

@@ -278,6 +278,22 @@ static int f_range_locked(sop_file *file, uint64_t off, uint64_t len)
     return ff->inner->io->range_locked(ff->inner, off, len);
 }
 
+static int f_map(sop_file *file, size_t len, void **addr)
+{
+    ffile *ff = (ffile *)file;
+    int rc = hit(ff->owner, 1, 0);
+    if (rc) {
+        *addr = NULL;
+        return injected(rc == -1 ? SOP_IOERR : rc, "map", file->path);
+    }
+    return ff->inner->io->map(ff->inner, len, addr);
+}
+static int f_unmap(sop_file *file, void *addr, size_t len)
+{
+    ffile *ff = (ffile *)file;
+    return ff->inner->io->unmap(ff->inner, addr, len);
+}
+
 io_fault *io_fault_new(const sop_io *inner)
 {
     io_fault *f = sop_calloc(1, sizeof *f);
@@ -287,7 +303,7 @@ io_fault *io_fault_new(const sop_io *inner)
     f->io = (sop_io){1,       f,        f_open,     f_close,  f_pread,  f_pwrite,
                      f_sync,  f_truncate, f_size,   f_lock,   f_unlock, f_unlink,
                      f_rename, f_mkdir, f_sync_dir, f_list,   f_exists, f_fs_type,
-                     f_lock_range, f_range_locked};
+                     f_lock_range, f_range_locked, f_map, f_unmap};
     return f;
 }
 

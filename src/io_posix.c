@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/types.h>
@@ -287,9 +288,33 @@ static int p_range_locked(sop_file *file, uint64_t off, uint64_t len)
     return fl.l_type != F_UNLCK;
 }
 
+static int p_map(sop_file *file, size_t len, void **addr)
+{
+    posix_file *f = (posix_file *)file;
+    struct stat st;
+    *addr = NULL;
+    if (fstat(f->fd, &st) != 0)
+        return io_error("stat", file->path, errno);
+    if ((uint64_t)st.st_size < len && ftruncate(f->fd, (off_t)len) != 0)
+        return io_error("extend", file->path, errno);
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
+    if (p == MAP_FAILED)
+        return io_error("map", file->path, errno);
+    *addr = p;
+    return SOP_OK;
+}
+
+static int p_unmap(sop_file *file, void *addr, size_t len)
+{
+    if (addr && munmap(addr, len) != 0)
+        return io_error("unmap", file->path, errno);
+    return SOP_OK;
+}
+
 static const sop_io posix_io = {
     1, NULL, p_open, p_close, p_pread, p_pwrite, p_sync, p_truncate, p_size, p_lock, p_unlock,
     p_unlink, p_rename, p_mkdir, p_sync_dir, p_list, p_exists, p_fs_type, p_lock_range, p_range_locked,
+    p_map, p_unmap,
 };
 
 const sop_io *sop_io_posix(void)

@@ -375,6 +375,8 @@ static int relocate(sop_env *env, uint32_t file, size_t *moved)
     env->seq_last = seq;
     rc = env_push_pending(env, seq, nc);
     *moved = c.n_blobs;
+    if (readers_log_appended(env) != SOP_OK)
+        sop_clear_errmsg(); /* others then see this batch at the next epoch move */
     env->lock_file->io->unlock(env->lock_file);
     locked = 0;
     pthread_mutex_unlock(&env->commit_mu);

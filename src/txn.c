@@ -291,7 +291,9 @@ static int io_get(void *arg, uint64_t lid, node **out)
         return txn_fail(t, rc);
     if (t->recent[h])
         pin(t, t->recent[h]); /* its reference moves to the ring */
-    t->recent[h] = n;         /* env_read_node's reference */
+    else
+        t->recent_used[t->nrecent++] = (unsigned char)h;
+    t->recent[h] = n; /* env_read_node's reference */
     t->recent_lid[h] = lid;
     *out = n;
     return SOP_OK;
@@ -464,9 +466,7 @@ int sop_txn_begin(sop_env *env, int mode, uint64_t max_time_ms, sop_txn **out)
     if (!env->active_head)
         readers_publish(env, env->pub_seq ? env->pub_seq : 1);
     pthread_mutex_unlock(&env->mu);
-    pthread_mutex_lock(&env->commit_mu);
-    int rc = env_catch_up(env);
-    pthread_mutex_unlock(&env->commit_mu);
+    int rc = env_catch_up_if_moved(env);
     if (rc != SOP_OK) {
         sop_free(t);
         return rc;
@@ -513,10 +513,11 @@ void txn_end(sop_txn *t)
     }
     lidtab_free(&t->vals);
     sop_free(t->vbuf);
-    for (unsigned i = 0; i < PIN_RING; i++)
+    /* only the slots in use: most transactions touch a few nodes */
+    for (unsigned i = 0; i < PIN_RING && i < t->pin_pos; i++)
         node_unref(t->pins[i]);
-    for (unsigned i = 0; i < RECENT_NODES; i++)
-        node_unref(t->recent[i]);
+    for (unsigned i = 0; i < t->nrecent; i++)
+        node_unref(t->recent[t->recent_used[i]]);
     if (!t->is_merge)
         env_txn_unregister(t->env, t);
     sop_free(t);

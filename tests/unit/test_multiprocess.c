@@ -6,7 +6,9 @@
  *  - processes writing the same store at once merge, and see each other's
  *    commits;
  *  - opening the database while another process checkpoints and deletes
- *    old log files always succeeds.
+ *    old log files always succeeds;
+ *  - a transaction begun after another process's commit returned sees it
+ *    (the shared log epoch tells the process to catch up).
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -482,11 +484,72 @@ TEST(open_while_another_process_reclaims)
 }
 
 
+/* Another process commits and then says so through a pipe; each
+ * transaction this process begins afterwards must see that commit, from an
+ * environment that stays open the whole time (so it learns of the commit
+ * only from the log epoch, not from recovery). */
+TEST(commit_in_another_process_is_seen_at_once)
+{
+    snprintf(dir, sizeof dir, "/tmp/sop_mp_XXXXXX");
+    REQUIRE(mkdtemp(dir) != NULL);
+    sop_env *env;
+    CHECK_RC(sop_env_open(dir, &opts, &env), SOP_OK);
+    fill(env, 0);
+    int go[2], done[2];
+    REQUIRE(pipe(go) == 0 && pipe(done) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        close(go[0]);
+        close(done[1]);
+        sop_env *e;
+        if (sop_env_open(dir, &opts, &e) != SOP_OK)
+            _exit(2);
+        for (int round = 1; round <= 200; round++) {
+            fill(e, round);
+            unsigned char r = (unsigned char)round;
+            char ack;
+            if (write(go[1], &r, 1) != 1 || read(done[0], &ack, 1) != 1)
+                _exit(3);
+        }
+        sop_env_close(e);
+        _exit(0);
+    }
+    close(go[1]);
+    close(done[0]);
+    int seen = 0;
+    for (int round = 1; round <= 200; round++) {
+        unsigned char r;
+        REQUIRE(read(go[0], &r, 1) == 1);
+        sop_txn *t;
+        CHECK_RC(sop_txn_begin(env, SOP_TXN_READ, 0, &t), SOP_OK);
+        int ok = reads_round(t, round);
+        seen += ok;
+        if (!ok)
+            fprintf(stderr, "round %d: the other process's commit is not visible\n", round);
+        sop_txn_abort(t);
+        if (round % 3 == 0)
+            fill(env, round); /* our own commits move the epoch too */
+        REQUIRE(write(done[1], "k", 1) == 1);
+    }
+    CHECK(seen == 200);
+    int status;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    sop_env_close(env);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup failed\n");
+}
+
+
 int main(void)
 {
     RUN(bank_across_processes_with_kills);
     RUN(long_reader_in_another_process);
     RUN(writers_in_two_processes_merge);
     RUN(open_while_another_process_reclaims);
+    RUN(commit_in_another_process_is_seen_at_once);
     TEST_EXIT();
 }
