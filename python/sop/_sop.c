@@ -25,6 +25,8 @@ PyObject *sopy_str_init;
 /* sop.context.Context's type version when it was registered (0: no fast
  * check); a class attribute assignment (e.g. a patched error()) changes it. */
 static unsigned int context_version;
+/* The offset of its _cancelled slot, when it has one (else 0). */
+static Py_ssize_t context_slot;
 PyObject *sopy_dc_fields;
 
 /* Exception classes, indexed by code (NULL for unused codes). */
@@ -180,6 +182,10 @@ static int context_fast_valid(PyObject *ctx)
     PyTypeObject *tp = Py_TYPE(ctx);
     if ((PyObject *)tp != sopy_Context || !sopy_version_is(sopy_Context, context_version))
         return -1;
+    if (context_slot) { /* _cancelled is a slot: read it in place */
+        PyObject *c = *(PyObject **)((char *)ctx + context_slot);
+        return c == Py_False ? 1 : -1;
+    }
     PyObject *c = PyObject_GetAttr(ctx, str_cancelled);
     if (!c) {
         PyErr_Clear();
@@ -1016,6 +1022,7 @@ static PyObject *mod_register(PyObject *mod, PyObject *args, PyObject *kw)
     }
     if (context) {
         context_version = sopy_type_version(context, str_error);
+        context_slot = sopy_own_slot((PyTypeObject *)context, str_cancelled);
         Py_INCREF(context);
         Py_XSETREF(sopy_Context, context);
     }

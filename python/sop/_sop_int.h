@@ -84,6 +84,9 @@ PyObject *sopy_new_item(PyObject *key, PyObject *value, PyObject *id);
 PyObject *sopy_item_field(PyObject *item, int which);
 /* Is o an Item (or an instance of a subclass)?  Never raises. */
 int sopy_is_item(PyObject *o);
+/* The byte offset of a writable object slot (__slots__ entry) that tp
+ * itself defines, else 0.  Never raises. */
+Py_ssize_t sopy_own_slot(PyTypeObject *tp, PyObject *name);
 
 /* Interned attribute names (created at module init). */
 extern PyObject *sopy_str_key, *sopy_str_value, *sopy_str_id, *sopy_str_init;

@@ -72,8 +72,7 @@ static int is_plain_item_class(PyObject *cls)
     return ok;
 }
 
-/* The offset of a writable object slot defined by tp itself, else 0. */
-static Py_ssize_t own_slot(PyTypeObject *tp, PyObject *name)
+Py_ssize_t sopy_own_slot(PyTypeObject *tp, PyObject *name)
 {
     PyObject *d = tp->tp_dict ? PyDict_GetItemWithError(tp->tp_dict, name) : NULL;
     if (!d || Py_TYPE(d) != &PyMemberDescr_Type) {
@@ -174,7 +173,7 @@ int sopy_item_register(PyObject *cls)
     Py_ssize_t off[3];
     int slots = 1;
     for (int i = 0; i < 3; i++)
-        slots &= (off[i] = own_slot(tp, names[i])) > 0;
+        slots &= (off[i] = sopy_own_slot(tp, names[i])) > 0;
 #ifdef Py_TPFLAGS_MANAGED_DICT
     slots &= !(tp->tp_flags & Py_TPFLAGS_MANAGED_DICT);
 #endif

@@ -21,6 +21,10 @@ _ids_lock = threading.Lock()
 class Context:
     """Operation context.  ``id`` is a process-unique int (from 1)."""
 
+    # _cancelled in a slot: the extension reads it at a fixed offset on every
+    # call; other attributes still go to the instance dict.
+    __slots__ = ("_cancelled", "id", "__dict__", "__weakref__")
+
     def __init__(self) -> None:
         with _ids_lock:
             self.id: int = next(_ids)
