@@ -8,6 +8,7 @@ found item that get_current_item uses in read-only transactions."""
 import dataclasses
 import pickle
 import threading
+import weakref
 
 import pytest
 
@@ -70,6 +71,15 @@ def test_cancelled_context(store, ctx):
             call()
     with pytest.raises(sop.CancelledError):
         store.find(None, "k")
+    # _cancelled is a slot the extension reads in place; a Context still
+    # takes other attributes and weak references
+    c3 = sop.Context()
+    c3.request = "r-1"
+    assert c3.request == "r-1" and weakref.ref(c3)() is c3
+    assert store.find(c3, "k")
+    c3._cancelled = True  # what cancel() does
+    with pytest.raises(sop.CancelledError):
+        store.find(c3, "k")
     with pytest.raises(sop.CancelledError):
         store.find(object(), "k")
 
