@@ -39,6 +39,10 @@ struct registry {
     uint32_t free_head;
     prune_entry *pq;  /* ring buffer */
     size_t pq_head, pq_len, pq_cap;
+    /* seq of the oldest queued prune entry, UINT64_MAX when none (written
+     * under the lock, read without it): reg_prune takes the write lock only
+     * when there is something old enough to drop */
+    _Atomic uint64_t pq_next_seq;
     size_t cache_cap, cache_bytes, cached_nodes;
     size_t reserved;  /* atomic: transactions' private nodes, which share the capacity */
     size_t clock_hand;
@@ -63,6 +67,7 @@ int reg_open(size_t cache_bytes, registry **out)
     r->heads = sop_calloc(r->mask + 1, sizeof *r->heads);
     r->free_head = NIL;
     r->cache_cap = cache_bytes;
+    atomic_init(&r->pq_next_seq, UINT64_MAX);
     pthread_rwlock_init(&r->lock, NULL);
     if (!r->keys || !r->heads) {
         reg_close(r);
@@ -277,7 +282,8 @@ static int pq_push(registry *r, uint64_t lid, uint64_t seq)
         r->pq_head = 0;
     }
     r->pq[(r->pq_head + r->pq_len) % r->pq_cap] = (prune_entry){lid, seq};
-    r->pq_len++;
+    if (r->pq_len++ == 0)
+        atomic_store(&r->pq_next_seq, seq);
     return SOP_OK;
 }
 
@@ -324,6 +330,8 @@ out:
 
 void reg_prune(registry *r, uint64_t min_snap, void (*dead)(void *, uint64_t, uint32_t), void *arg)
 {
+    if (atomic_load(&r->pq_next_seq) > min_snap)
+        return; /* nothing queued is old enough (a racing reg_put waits for the next prune) */
     pthread_rwlock_wrlock(&r->lock);
     while (r->pq_len) {
         prune_entry e = r->pq[r->pq_head];
@@ -358,6 +366,7 @@ void reg_prune(registry *r, uint64_t min_snap, void (*dead)(void *, uint64_t, ui
             table_delete(r, i);
         }
     }
+    atomic_store(&r->pq_next_seq, r->pq_len ? r->pq[r->pq_head].seq : UINT64_MAX);
     pthread_rwlock_unlock(&r->lock);
 }
 
