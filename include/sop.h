@@ -321,6 +321,11 @@ SOP_API void sop_cursor_close(sop_cursor *cur);
 SOP_API int sop_cursor_find(sop_cursor *cur, const sop_val *key);
 /** Position on the item with this key and id (all-zero id = sop_cursor_find). */
 SOP_API int sop_cursor_find_id(sop_cursor *cur, const sop_val *key, const sop_id *id);
+/** sop_cursor_find, then on SOP_OK the item found, as sop_cursor_get would
+ *  give it (borrowed; any output may be NULL; value NULL skips reading a
+ *  separately stored value): one call for a lookup by key. */
+SOP_API int sop_cursor_find_get(sop_cursor *cur, const sop_val *key, sop_val *key_out,
+                                sop_val *key_doc, sop_val *value, sop_id *id);
 /** SOP_OK, or SOP_NOTFOUND (empty store / moved past an end: unpositioned).
  *  next/prev on an unpositioned cursor give SOP_NO_CURSOR. */
 SOP_API int sop_cursor_first(sop_cursor *cur);

@@ -522,6 +522,38 @@ int sop_cursor_find(sop_cursor *c, const sop_val *key)
     return done(c->store, rc);
 }
 
+int sop_cursor_find_get(sop_cursor *c, const sop_val *key, sop_val *key_out, sop_val *key_doc,
+                        sop_val *value, sop_id *id)
+{
+    int rc = live_cursor(c);
+    if (rc == SOP_OK)
+        rc = check_key(key);
+    if (rc != SOP_OK)
+        return c ? done(c->store, rc) : rc;
+    int key_eq = 0;
+    node_item it;
+    rc = btree_seek_item(&c->bc, key->data, key->size, NULL, &key_eq, NULL, &it);
+    c->used = 1;
+    if (rc == SOP_OK || rc == SOP_NOTFOUND)
+        obs_seek(c->store, OBS_SEEK, key, NULL, &c->bc);
+    if (rc == SOP_OK && !key_eq)
+        rc = SOP_NOTFOUND;
+    if (rc == SOP_OK) {
+        obs_item(c->store, &it, value != NULL);
+        if (value)
+            rc = resolve_value(c->store, &it, value);
+    }
+    if (rc == SOP_OK) {
+        if (key_out)
+            *key_out = (sop_val){it.klen, it.key};
+        if (key_doc)
+            *key_doc = (sop_val){it.dlen, it.doc};
+        if (id)
+            memcpy(id->bytes, it.id, 16);
+    }
+    return done(c->store, rc);
+}
+
 int sop_cursor_find_id(sop_cursor *c, const sop_val *key, const sop_id *id)
 {
     static const unsigned char zero[16];

@@ -599,9 +599,15 @@ static int resync(btree_cursor *c, node **leafp)
 int btree_seek(btree_cursor *c, const unsigned char *key, size_t klen, const unsigned char *id,
                int *key_eq, int *exact)
 {
+    node_item it;
+    return btree_seek_item(c, key, klen, id, key_eq, exact, &it);
+}
+
+int btree_seek_item(btree_cursor *c, const unsigned char *key, size_t klen,
+                    const unsigned char *id, int *key_eq, int *exact, node_item *item)
+{
     btree *bt = c->bt;
     node *leaf;
-    node_item it;
     uint32_t i;
     int rc, ex;
     /* the leaf of the cursor's item, if the tree has not changed since */
@@ -644,9 +650,9 @@ int btree_seek(btree_cursor *c, const unsigned char *key, size_t klen, const uns
         report_gap(bt, leaf, 0);
     }
     save_current(c, leaf);
-    node_get(leaf, c->path[c->depth - 1].idx, &it);
+    node_get(leaf, c->path[c->depth - 1].idx, item);
     if (key_eq)
-        *key_eq = node_key_cmp(it.key, it.klen, key, klen) == 0;
+        *key_eq = node_key_cmp(item->key, item->klen, key, klen) == 0;
     if (exact)
         *exact = ex && id != NULL;
     return SOP_OK;

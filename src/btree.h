@@ -103,6 +103,10 @@ void btree_cursor_init(btree_cursor *c, btree *bt);
  *  such item (unpositioned).  key_eq/exact may be NULL. */
 int btree_seek(btree_cursor *c, const unsigned char *key, size_t klen, const unsigned char *id,
                int *key_eq, int *exact);
+/** btree_seek that also gives the item it lands on (valid until the next
+ *  operation on the tree), when it returns SOP_OK. */
+int btree_seek_item(btree_cursor *c, const unsigned char *key, size_t klen,
+                    const unsigned char *id, int *key_eq, int *exact, node_item *item);
 int btree_first(btree_cursor *c);  /* SOP_OK / SOP_NOTFOUND (empty) */
 int btree_last(btree_cursor *c);
 /** SOP_OK, SOP_NOTFOUND (moved past the end: now unpositioned), SOP_NO_CURSOR. */

@@ -774,11 +774,20 @@ static PyObject *find_common(StoreObject *self, PyObject *ctx, PyObject *key, Py
     arena_init(&ca);
     SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
         sop_val kv = span_val(&a, k);
-        int rc = idobj == Py_None ? sop_cursor_find(cur, &kv) : sop_cursor_find_id(cur, &kv, &id);
+        int rc;
+        if (copy && idobj == Py_None) { /* find and read in one engine call */
+            sop_val fk, fkd, fv;
+            sop_id fid;
+            rc = sop_cursor_find_get(cur, &kv, &fk, &fkd, &fv, &fid);
+            copied = rc == SOP_OK && fk.size + fkd.size + fv.size <= CACHE_MAX_BYTES &&
+                     fetchrec_put(&ca, &rec, &fk, &fkd, &fv, &fid) == 0;
+        } else {
+            rc = idobj == Py_None ? sop_cursor_find(cur, &kv) : sop_cursor_find_id(cur, &kv, &id);
+            copied = rc == SOP_OK && copy && copy_current(cur, &ca, &rec);
+        }
         moves = cursor_moved(self);
         if (rc == SOP_OK) {
             found = 1;
-            copied = copy && copy_current(cur, &ca, &rec);
         } else if (rc == SOP_NOTFOUND) {
             found = partial && cursor_has_prefix(cur, &kv);
         } else {

@@ -660,6 +660,84 @@ TEST(separate_values)
     rm_dir();
 }
 
+/* sop_cursor_find_get gives what sop_cursor_find then sop_cursor_get give:
+ * hits (small and separately stored values, in the writing transaction and
+ * in a reader), misses (not positioned on a hit, and the cursor where find
+ * leaves it), NULL outputs, duplicates (the first of the key), bad input. */
+TEST(find_get_matches_find_then_get)
+{
+    fresh_dir();
+    sop_env *env = open_env();
+    REQUIRE(env);
+    sop_keybuf kb;
+    sop_key_init(&kb);
+    for (int placement = SOP_VALUE_SMALL; placement <= SOP_VALUE_BIG; placement++) {
+        char name[16];
+        snprintf(name, sizeof name, "fg%d", placement);
+        sop_store_options o = opts(8, placement != SOP_VALUE_MEDIUM);
+        o.value_placement = placement;
+        for (int pass = 0; pass < 2; pass++) { /* 0: writing txn, 1: a reader after commit */
+            sop_txn *t;
+            sop_store *s;
+            CHECK_RC(sop_txn_begin(env, pass ? SOP_TXN_READ : SOP_TXN_WRITE, 0, &t), SOP_OK);
+            CHECK_RC(sop_store_open(t, name, pass ? NULL : &o, &s), SOP_OK);
+            if (!pass)
+                for (int i = 0; i < 300; i += 2) {
+                    char v[64];
+                    snprintf(v, sizeof v, "value %d", i);
+                    sop_val k = ikey(&kb, i), vv = sval(v);
+                    CHECK_RC(sop_add(s, &k, NULL, &vv, NULL), SOP_OK);
+                    if (placement == SOP_VALUE_MEDIUM && i % 10 == 0) /* a duplicate key */
+                        CHECK_RC(sop_add(s, &k, NULL, &vv, NULL), SOP_OK);
+                }
+            sop_cursor *a, *b;
+            CHECK_RC(sop_cursor_open(s, &a), SOP_OK);
+            CHECK_RC(sop_cursor_open(s, &b), SOP_OK);
+            for (int i = -1; i < 302; i++) {
+                sop_val k = ikey(&kb, i);
+                sop_val k1, d1, v1, k2, d2, v2;
+                sop_id id1, id2;
+                int rc1 = sop_cursor_find_get(a, &k, &k1, &d1, &v1, &id1);
+                /* results are borrowed until the next call: keep copies */
+                unsigned char kc[64], vc[64];
+                if (rc1 == SOP_OK) {
+                    REQUIRE(k1.size <= sizeof kc && v1.size <= sizeof vc);
+                    memcpy(kc, k1.data, k1.size);
+                    memcpy(vc, v1.data, v1.size);
+                    k1.data = kc;
+                    v1.data = vc;
+                }
+                int rc2 = sop_cursor_find(b, &k);
+                CHECK_RC(rc1, rc2);
+                CHECK(sop_cursor_is_positioned(a) == sop_cursor_is_positioned(b));
+                if (rc2 == SOP_OK) {
+                    CHECK_RC(sop_cursor_get(b, &k2, &d2, &v2, &id2), SOP_OK);
+                    CHECK(k1.size == k2.size && !memcmp(k1.data, k2.data, k1.size));
+                    CHECK(d1.size == d2.size);
+                    CHECK(v1.size == v2.size && !memcmp(v1.data, v2.data, v1.size));
+                    CHECK(!memcmp(&id1, &id2, sizeof id1));
+                } else if (sop_cursor_is_positioned(b)) {
+                    /* a miss: both cursors are left on the same neighbour */
+                    CHECK_RC(sop_cursor_get(a, &k1, NULL, NULL, &id1), SOP_OK);
+                    CHECK_RC(sop_cursor_get(b, &k2, NULL, NULL, &id2), SOP_OK);
+                    CHECK(k1.size == k2.size && !memcmp(k1.data, k2.data, k1.size));
+                    CHECK(!memcmp(&id1, &id2, sizeof id1));
+                }
+                /* NULL outputs */
+                CHECK_RC(sop_cursor_find_get(a, &k, NULL, NULL, NULL, NULL), rc2);
+            }
+            sop_val bad = {SOP_MAX_KEY + 1, kb.data};
+            CHECK_RC(sop_cursor_find_get(a, &bad, NULL, NULL, NULL, NULL), SOP_KEY_TOO_LARGE);
+            CHECK_RC(sop_cursor_find_get(NULL, &bad, NULL, NULL, NULL, NULL), SOP_MISUSE);
+            CHECK_RC(pass ? (sop_txn_abort(t), SOP_OK) : sop_txn_commit(t), SOP_OK);
+        }
+    }
+    sop_key_free(&kb);
+    sop_env_close(env);
+    rm_dir();
+}
+
+
 int main(void)
 {
     RUN(separate_values);
@@ -671,5 +749,6 @@ int main(void)
     RUN(duplicates_and_ids);
     RUN(torn_tail_is_discarded);
     RUN(bad_input);
+    RUN(find_get_matches_find_then_get);
     TEST_EXIT();
 }
