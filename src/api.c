@@ -505,52 +505,59 @@ static int live_cursor(sop_cursor *c)
     return live_store(c->store);
 }
 
-int sop_cursor_find(sop_cursor *c, const sop_val *key)
+/* Position c on the first item with this key; SOP_NOTFOUND when there is
+ * none (the cursor is then left where the seek ended).  *it: the item. */
+static int find_key(sop_cursor *c, const sop_val *key, node_item *it)
 {
-    int rc = live_cursor(c);
-    if (rc == SOP_OK)
-        rc = check_key(key);
+    int rc = check_key(key);
     if (rc != SOP_OK)
-        return c ? done(c->store, rc) : rc;
+        return rc;
     int key_eq = 0;
-    rc = btree_seek(&c->bc, key->data, key->size, NULL, &key_eq, NULL);
+    rc = btree_seek_item(&c->bc, key->data, key->size, NULL, &key_eq, NULL, it);
     c->used = 1; /* a miss beyond the last item leaves it past the end */
     if (rc == SOP_OK || rc == SOP_NOTFOUND)
         obs_seek(c->store, OBS_SEEK, key, NULL, &c->bc);
     if (rc == SOP_OK && !key_eq)
         rc = SOP_NOTFOUND;
-    return done(c->store, rc);
+    return rc;
+}
+
+int sop_cursor_find(sop_cursor *c, const sop_val *key)
+{
+    int rc = live_cursor(c);
+    if (rc != SOP_OK)
+        return c ? done(c->store, rc) : rc;
+    node_item it;
+    return done(c->store, find_key(c, key, &it));
+}
+
+/* Hand out the item a cursor is on (borrowed), noting the read. */
+static int give_item(sop_store *s, const node_item *it, sop_val *key, sop_val *key_doc,
+                     sop_val *value, sop_id *id)
+{
+    obs_item(s, it, value != NULL);
+    int rc = value ? resolve_value(s, it, value) : SOP_OK;
+    if (rc == SOP_OK) {
+        if (key)
+            *key = (sop_val){it->klen, it->key};
+        if (key_doc)
+            *key_doc = (sop_val){it->dlen, it->doc};
+        if (id)
+            memcpy(id->bytes, it->id, 16);
+    }
+    return rc;
 }
 
 int sop_cursor_find_get(sop_cursor *c, const sop_val *key, sop_val *key_out, sop_val *key_doc,
                         sop_val *value, sop_id *id)
 {
     int rc = live_cursor(c);
-    if (rc == SOP_OK)
-        rc = check_key(key);
     if (rc != SOP_OK)
         return c ? done(c->store, rc) : rc;
-    int key_eq = 0;
     node_item it;
-    rc = btree_seek_item(&c->bc, key->data, key->size, NULL, &key_eq, NULL, &it);
-    c->used = 1;
-    if (rc == SOP_OK || rc == SOP_NOTFOUND)
-        obs_seek(c->store, OBS_SEEK, key, NULL, &c->bc);
-    if (rc == SOP_OK && !key_eq)
-        rc = SOP_NOTFOUND;
-    if (rc == SOP_OK) {
-        obs_item(c->store, &it, value != NULL);
-        if (value)
-            rc = resolve_value(c->store, &it, value);
-    }
-    if (rc == SOP_OK) {
-        if (key_out)
-            *key_out = (sop_val){it.klen, it.key};
-        if (key_doc)
-            *key_doc = (sop_val){it.dlen, it.doc};
-        if (id)
-            memcpy(id->bytes, it.id, 16);
-    }
+    rc = find_key(c, key, &it);
+    if (rc == SOP_OK)
+        rc = give_item(c->store, &it, key_out, key_doc, value, id);
     return done(c->store, rc);
 }
 
@@ -622,17 +629,7 @@ int sop_cursor_get(sop_cursor *c, sop_val *key, sop_val *key_doc, sop_val *value
     node_item it;
     rc = btree_current(&c->bc, &it);
     if (rc == SOP_OK)
-        obs_item(c->store, &it, value != NULL);
-    if (rc == SOP_OK && value)
-        rc = resolve_value(c->store, &it, value);
-    if (rc == SOP_OK) {
-        if (key)
-            *key = (sop_val){it.klen, it.key};
-        if (key_doc)
-            *key_doc = (sop_val){it.dlen, it.doc};
-        if (id)
-            memcpy(id->bytes, it.id, 16);
-    }
+        rc = give_item(c->store, &it, key, key_doc, value, id);
     return done(c->store, rc);
 }
 

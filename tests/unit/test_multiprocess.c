@@ -34,6 +34,30 @@ static sop_val ikey(sop_keybuf *kb, int64_t v)
     return (sop_val){kb->size, kb->data};
 }
 
+/* A fresh database folder in dir. */
+static void new_dir(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/sop_mp_XXXXXX");
+    if (!mkdtemp(dir))
+        abort();
+}
+
+static void remove_dir(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup failed\n");
+}
+
+/* Wait for a child process: did it exit with status 0? */
+static int child_ok(pid_t pid)
+{
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 static void fill(sop_env *env, int round)
 {
     sop_keybuf kb;
@@ -413,8 +437,7 @@ TEST(bank_across_processes_with_kills)
  * deleted before it was opened.) */
 TEST(open_while_another_process_reclaims)
 {
-    snprintf(dir, sizeof dir, "/tmp/sop_mp_XXXXXX");
-    REQUIRE(mkdtemp(dir) != NULL);
+    new_dir();
     sop_env *env;
     CHECK_RC(sop_env_open(dir, &opts, &env), SOP_OK);
     fill(env, 0);
@@ -474,15 +497,9 @@ TEST(open_while_another_process_reclaims)
     FILE *f = fopen(stop, "w");
     if (f)
         fclose(f);
-    int status;
-    waitpid(pid, &status, 0);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cleanup failed\n");
+    CHECK(child_ok(pid));
+    remove_dir();
 }
-
 
 /* Another process commits and then says so through a pipe; each
  * transaction this process begins afterwards must see that commit, from an
@@ -490,8 +507,7 @@ TEST(open_while_another_process_reclaims)
  * only from the log epoch, not from recovery). */
 TEST(commit_in_another_process_is_seen_at_once)
 {
-    snprintf(dir, sizeof dir, "/tmp/sop_mp_XXXXXX");
-    REQUIRE(mkdtemp(dir) != NULL);
+    new_dir();
     sop_env *env;
     CHECK_RC(sop_env_open(dir, &opts, &env), SOP_OK);
     fill(env, 0);
@@ -533,14 +549,9 @@ TEST(commit_in_another_process_is_seen_at_once)
         REQUIRE(write(done[1], "k", 1) == 1);
     }
     CHECK(seen == 200);
-    int status;
-    waitpid(pid, &status, 0);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(child_ok(pid));
     sop_env_close(env);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "cleanup failed\n");
+    remove_dir();
 }
 
 
