@@ -312,6 +312,24 @@ int btree_create(btree_io *io, uint64_t *root)
     return rc;
 }
 
+/* Insert it at index i of the leaf c's path ends in, split upwards as
+ * needed, and keep the path as the next edit's hint. */
+static int insert_at(btree *bt, btree_cursor *c, uint32_t i, const node_item *it)
+{
+    node *leaf;
+    uint64_t shape = bt->shape;
+    int rc;
+    bt->mod++;
+    if ((rc = IO_MUT(c->path[c->depth - 1].lid, &leaf)) != SOP_OK ||
+        (rc = node_leaf_insert(leaf, i, it)) != SOP_OK ||
+        (rc = split_up(bt, c, c->at_right && i + 1 == leaf->count)) != SOP_OK) {
+        bt->hint_depth = 0;
+        return rc;
+    }
+    keep_hint(bt, c, shape);
+    return SOP_OK;
+}
+
 int btree_insert(btree *bt, const node_item *it)
 {
     btree_cursor c;
@@ -325,16 +343,7 @@ int btree_insert(btree *bt, const node_item *it)
     i = c.path[c.depth - 1].idx;
     if (item_is(leaf, i, it->key, it->klen, it->id))
         return SOP_KEYEXIST;
-    uint64_t shape = bt->shape;
-    bt->mod++;
-    if ((rc = IO_MUT(c.path[c.depth - 1].lid, &leaf)) != SOP_OK ||
-        (rc = node_leaf_insert(leaf, i, it)) != SOP_OK ||
-        (rc = split_up(bt, &c, c.at_right && i + 1 == leaf->count)) != SOP_OK) {
-        bt->hint_depth = 0;
-        return rc;
-    }
-    keep_hint(bt, &c, shape);
-    return SOP_OK;
+    return insert_at(bt, &c, i, it);
 }
 
 int btree_insert_unique(btree *bt, const node_item *it, unsigned char found_id[16])
@@ -368,16 +377,7 @@ int btree_insert_unique(btree *bt, const node_item *it, unsigned char found_id[1
     }
     if (item_is(leaf, i, it->key, it->klen, it->id))
         return SOP_KEYEXIST;
-    uint64_t shape = bt->shape;
-    bt->mod++;
-    if ((rc = IO_MUT(c.path[c.depth - 1].lid, &leaf)) != SOP_OK ||
-        (rc = node_leaf_insert(leaf, i, it)) != SOP_OK ||
-        (rc = split_up(bt, &c, c.at_right && i + 1 == leaf->count)) != SOP_OK) {
-        bt->hint_depth = 0;
-        return rc;
-    }
-    keep_hint(bt, &c, shape);
-    return SOP_OK;
+    return insert_at(bt, &c, i, it);
 }
 
 int btree_replace(btree *bt, const node_item *it)

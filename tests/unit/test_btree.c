@@ -237,19 +237,29 @@ static void make_val(unsigned char *buf, size_t len, uint32_t seed)
         buf[i] = (unsigned char)(seed * 131u + i * 7u);
 }
 
-/* key = k<v>, id = idv, value = 8 bytes from v */
+/* Item key = k<v>, id = idv, value = 8 bytes from v, in caller buffers. */
+typedef struct test_item {
+    unsigned char k[32], id[16], val[8];
+    node_item it;
+} test_item;
+
+static const node_item *make_item(test_item *t, uint32_t v, uint32_t idv)
+{
+    memset(&t->it, 0, sizeof t->it);
+    make_key(t->k, &t->it.klen, v);
+    make_id(t->id, idv);
+    make_val(t->val, sizeof t->val, v ^ idv);
+    t->it.key = t->k;
+    t->it.id = t->id;
+    t->it.val = t->val;
+    t->it.vlen = sizeof t->val;
+    return &t->it;
+}
+
 static int put(btree *bt, uint32_t v, uint32_t idv)
 {
-    unsigned char k[32], id[16], val[8];
-    node_item it = {0};
-    make_key(k, &it.klen, v);
-    make_id(id, idv);
-    make_val(val, sizeof val, v ^ idv);
-    it.key = k;
-    it.id = id;
-    it.val = val;
-    it.vlen = sizeof val;
-    return btree_insert(bt, &it);
+    test_item t;
+    return btree_insert(bt, make_item(&t, v, idv));
 }
 
 static int del(btree *bt, uint32_t v, uint32_t idv)
@@ -565,16 +575,8 @@ TEST(test_duplicates)
  * then unique inserts of present and absent keys with random ids. */
 static int put_unique(btree *bt, uint32_t v, uint32_t idv, unsigned char found[16])
 {
-    unsigned char k[32], id[16], val[8];
-    node_item it = {0};
-    make_key(k, &it.klen, v);
-    make_id(id, idv);
-    make_val(val, sizeof val, v ^ idv);
-    it.key = k;
-    it.id = id;
-    it.val = val;
-    it.vlen = sizeof val;
-    return btree_insert_unique(bt, &it, found);
+    test_item t;
+    return btree_insert_unique(bt, make_item(&t, v, idv), found);
 }
 
 TEST(test_insert_unique)

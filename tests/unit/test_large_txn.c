@@ -323,6 +323,21 @@ static int commit_one(sop_env *env, int i)
     return rc;
 }
 
+/* Items in store "p" as a new read transaction sees them (UINT64_MAX on an
+ * error). */
+static uint64_t count_p(sop_env *env)
+{
+    sop_txn *t;
+    sop_store *s;
+    uint64_t count = UINT64_MAX;
+    if (sop_txn_begin(env, SOP_TXN_READ, 0, &t) != SOP_OK)
+        return count;
+    if (sop_store_open(t, "p", NULL, &s) != SOP_OK || sop_store_count(s, &count) != SOP_OK)
+        count = UINT64_MAX;
+    sop_txn_abort(t);
+    return count;
+}
+
 /* The current log file is zero-filled beyond its last batch while open;
  * reopening treats the zeros as the end, and bytes that survive behind them
  * (a batch never made durable) are cut off rather than ever applied. */
@@ -357,14 +372,7 @@ TEST(preallocated_tail)
     REQUIRE(env);
     REQUIRE(stat(log, &sb) == 0);
     CHECK(sb.st_size < size_open); /* cut at the end of the valid batches */
-    sop_txn *t;
-    sop_store *s;
-    CHECK_RC(sop_txn_begin(env, SOP_TXN_READ, 0, &t), SOP_OK);
-    CHECK_RC(sop_store_open(t, "p", NULL, &s), SOP_OK);
-    uint64_t count = 0;
-    CHECK_RC(sop_store_count(s, &count), SOP_OK);
-    CHECK(count == 20);
-    sop_txn_abort(t);
+    CHECK(count_p(env) == 20);
     /* and the log goes on from there */
     for (int i = 20; i < 40; i++)
         CHECK_RC(commit_one(env, i), SOP_OK);
@@ -372,11 +380,7 @@ TEST(preallocated_tail)
     env = NULL;
     CHECK_RC(sop_env_open(dir, &o, &env), SOP_OK);
     REQUIRE(env);
-    CHECK_RC(sop_txn_begin(env, SOP_TXN_READ, 0, &t), SOP_OK);
-    CHECK_RC(sop_store_open(t, "p", NULL, &s), SOP_OK);
-    CHECK_RC(sop_store_count(s, &count), SOP_OK);
-    CHECK(count == 40);
-    sop_txn_abort(t);
+    CHECK(count_p(env) == 40);
     CHECK_RC(sop_env_close(env), SOP_OK);
     rm_dir();
 }
@@ -406,14 +410,7 @@ TEST(rotation_drops_zero_tail)
     a = NULL;
     CHECK_RC(sop_env_open(dir, &big, &a), SOP_OK);
     REQUIRE(a);
-    sop_txn *t;
-    sop_store *s;
-    uint64_t count = 0;
-    CHECK_RC(sop_txn_begin(a, SOP_TXN_READ, 0, &t), SOP_OK);
-    CHECK_RC(sop_store_open(t, "p", NULL, &s), SOP_OK);
-    CHECK_RC(sop_store_count(s, &count), SOP_OK);
-    CHECK(count == 260);
-    sop_txn_abort(t);
+    CHECK(count_p(a) == 260);
     CHECK_RC(sop_env_close(a), SOP_OK);
     rm_dir();
 }
