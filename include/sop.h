@@ -156,11 +156,25 @@ typedef struct sop_env_options {
     unsigned flags;       /* SOP_ENV_* */
     uint64_t log_file_bytes; /* start a new log file beyond this size; 0 = 64 MiB.
                                 Checkpoints happen about once per file. */
+    uint32_t lock_timeout_ms; /* longest wait for another process's commit or
+                                 checkpoint lock at open (and in calls without a
+                                 transaction of their own); 0 = 30,000 ms.  A
+                                 transaction waits at most its own max_time. */
 } sop_env_options;
 
 /** Do not fsync (tests and bulk loads only: a crash may lose recent commits,
  *  never half-apply one). */
 #define SOP_ENV_NOSYNC 0x1u
+/** Open read-only: create, truncate or repair nothing, take no reader slot;
+ *  the folder must already hold a database (SOP_NOTFOUND otherwise).  Write
+ *  transactions, compaction and store removal fail with SOP_READONLY.  A torn
+ *  tail left by a crash is ignored in memory, not cut.  Without this flag, a
+ *  database whose folder or files cannot be written (permissions, read-only
+ *  mount) is also opened read-only; sop_env_readonly() tells. */
+#define SOP_ENV_RDONLY 0x2u
+/** Open an existing database only: SOP_NOTFOUND when `path` is missing or
+ *  holds no database (tools use this so that a typo creates nothing). */
+#define SOP_ENV_NOCREATE 0x4u
 
 /**
  * Open (creating if needed) the database in folder `path` and run recovery.
@@ -175,6 +189,9 @@ SOP_API int sop_env_open(const char *path, const sop_env_options *opts, sop_env 
 SOP_API int sop_env_close(sop_env *env);
 /** Folder the env was opened on (owned by env). */
 SOP_API const char *sop_env_path(const sop_env *env);
+/** 1 when the env was opened read-only (SOP_ENV_RDONLY, or a folder that
+ *  cannot be written), else 0 (also for NULL). */
+SOP_API int sop_env_readonly(const sop_env *env);
 
 /** Remove a store and all its data, atomically (its own transaction).
  *  @return SOP_OK, SOP_STORE_NOTFOUND, SOP_BAD_NAME, SOP_CONFLICT, I/O codes. */

@@ -775,6 +775,11 @@ const char *sop_env_path(const sop_env *env)
     return env ? env->path : NULL;
 }
 
+int sop_env_readonly(const sop_env *env)
+{
+    return env && (env->flags & SOP_ENV_RDONLY) ? 1 : 0;
+}
+
 /* ------------------------------------------------------------- commit */
 typedef struct lid_map {
     uint64_t *real; /* indexed by temp counter */
