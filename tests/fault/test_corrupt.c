@@ -17,7 +17,7 @@
 #include "test.h"
 
 static char dir[256], pristine[300];
-static const sop_env_options opts = {1u << 20, SOP_ENV_NOSYNC, 32u << 10};
+static const sop_env_options opts = {.cache_bytes = 1u << 20, .flags = SOP_ENV_NOSYNC, .log_file_bytes = 32u << 10};
 
 static void sh(const char *fmt, const char *a, const char *b)
 {

@@ -21,7 +21,7 @@
 #define NEW 2
 
 static char dir[256];
-static const sop_env_options small_files = {0, 0, 24u << 10}; /* rotate + checkpoint often */
+static const sop_env_options small_files = {.cache_bytes = 0, .flags = 0, .log_file_bytes = 24u << 10}; /* rotate + checkpoint often */
 
 static sop_val ikey(sop_keybuf *kb, int64_t v)
 {

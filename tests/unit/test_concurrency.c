@@ -141,7 +141,7 @@ TEST(bank_transfers_across_threads)
         transfers_per_thread = 80;
     snprintf(dir, sizeof dir, "/tmp/sop_conc_XXXXXX");
     REQUIRE(mkdtemp(dir));
-    sop_env_options eo = {0, 0, 1u << 20}; /* durable; small log files to exercise reclamation */
+    sop_env_options eo = {.cache_bytes = 0, .flags = 0, .log_file_bytes = 1u << 20}; /* durable; small log files to exercise reclamation */
     CHECK_RC(sop_env_open(dir, &eo, &env), SOP_OK);
     REQUIRE(env);
     sop_keybuf kb;

@@ -24,7 +24,7 @@
 static char dir[256];
 /* small log files, so checkpoints, compaction and file deletion happen while
  * the child is being killed */
-static const sop_env_options env_opts = {0, 0, 256u << 10};
+static const sop_env_options env_opts = {.cache_bytes = 0, .flags = 0, .log_file_bytes = 256u << 10};
 
 static sop_val ikey(sop_keybuf *kb, int64_t v)
 {

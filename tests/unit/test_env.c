@@ -44,7 +44,7 @@ static sop_val sval(const char *s)
 static sop_env *open_env(void)
 {
     sop_env *env = NULL;
-    sop_env_options o = {0, SOP_ENV_NOSYNC, 0};
+    sop_env_options o = {.cache_bytes = 0, .flags = SOP_ENV_NOSYNC, .log_file_bytes = 0};
     CHECK_RC(sop_env_open(dir, &o, &env), SOP_OK);
     return env;
 }
@@ -478,7 +478,7 @@ TEST(space_is_reclaimed_and_snapshots_survive)
 {
     fresh_dir();
     sop_env *env = NULL;
-    sop_env_options eo = {1u << 20, SOP_ENV_NOSYNC, 64u << 10}; /* 64 KiB log files */
+    sop_env_options eo = {.cache_bytes = 1u << 20, .flags = SOP_ENV_NOSYNC, .log_file_bytes = 64u << 10}; /* 64 KiB log files */
     CHECK_RC(sop_env_open(dir, &eo, &env), SOP_OK);
     REQUIRE(env);
     sop_keybuf kb;
@@ -562,7 +562,7 @@ TEST(separate_values)
 {
     fresh_dir();
     sop_env *env = NULL;
-    sop_env_options eo = {1u << 20, SOP_ENV_NOSYNC, 128u << 10};
+    sop_env_options eo = {.cache_bytes = 1u << 20, .flags = SOP_ENV_NOSYNC, .log_file_bytes = 128u << 10};
     CHECK_RC(sop_env_open(dir, &eo, &env), SOP_OK);
     REQUIRE(env);
     sop_keybuf kb;

@@ -634,7 +634,7 @@ TEST(test_store_end_to_end)
     build_spec(&spec, fields, 3);
 
     sop_env *env = NULL;
-    sop_env_options eo = {0, SOP_ENV_NOSYNC, 0};
+    sop_env_options eo = {.cache_bytes = 0, .flags = SOP_ENV_NOSYNC, .log_file_bytes = 0};
     REQUIRE(sop_env_open(dir, &eo, &env) == SOP_OK);
     sop_txn *t = NULL;
     REQUIRE(sop_txn_begin(env, SOP_TXN_WRITE, 0, &t) == SOP_OK);

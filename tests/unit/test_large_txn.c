@@ -100,7 +100,7 @@ static int check_all(sop_txn *t, const char *store, const int *ver)
 static sop_env *open_small_cache(void)
 {
     sop_env *env = NULL;
-    sop_env_options o = {1u << 20, 0, 0}; /* 1 MiB cache: spill budget 4 MiB; durable */
+    sop_env_options o = {.cache_bytes = 1u << 20, .flags = 0, .log_file_bytes = 0}; /* 1 MiB cache: spill budget 4 MiB; durable */
     CHECK_RC(sop_env_open(dir, &o, &env), SOP_OK);
     return env;
 }
@@ -345,7 +345,7 @@ TEST(preallocated_tail)
 {
     fresh_dir();
     sop_env *env = NULL;
-    sop_env_options o = {0, 0, 0}; /* durable: preallocation is on */
+    sop_env_options o = {.cache_bytes = 0, .flags = 0, .log_file_bytes = 0}; /* durable: preallocation is on */
     CHECK_RC(sop_env_open(dir, &o, &env), SOP_OK);
     REQUIRE(env);
     for (int i = 0; i < 20; i++)
@@ -393,7 +393,7 @@ TEST(rotation_drops_zero_tail)
 {
     fresh_dir();
     sop_env *a = NULL, *b = NULL;
-    sop_env_options big = {0, 0, 0}, small = {0, 0, 64u << 10};
+    sop_env_options big = {.cache_bytes = 0, .flags = 0, .log_file_bytes = 0}, small = {.log_file_bytes = 64u << 10};
     CHECK_RC(sop_env_open(dir, &big, &a), SOP_OK);
     REQUIRE(a);
     CHECK_RC(commit_one(a, 0), SOP_OK);
@@ -421,7 +421,7 @@ TEST(batch_in_pieces)
 {
     fresh_dir();
     sop_env *env = NULL;
-    sop_env_options o = {0, 0, 0};
+    sop_env_options o = {.cache_bytes = 0, .flags = 0, .log_file_bytes = 0};
     CHECK_RC(sop_env_open(dir, &o, &env), SOP_OK);
     REQUIRE(env);
     static int ver[N];

@@ -39,7 +39,7 @@ static void setup(int unique, int placement)
     snprintf(dir, sizeof dir, "/tmp/sop_merge_XXXXXX");
     if (!mkdtemp(dir))
         abort();
-    sop_env_options eo = {0, SOP_ENV_NOSYNC, 0};
+    sop_env_options eo = {.cache_bytes = 0, .flags = SOP_ENV_NOSYNC, .log_file_bytes = 0};
     if (sop_env_open(dir, &eo, &env) != SOP_OK)
         abort();
     sop_key_init(&kb);

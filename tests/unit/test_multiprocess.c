@@ -25,7 +25,7 @@
 #include "test.h"
 
 static char dir[256];
-static const sop_env_options opts = {0, SOP_ENV_NOSYNC, 64u << 10};
+static const sop_env_options opts = {.cache_bytes = 0, .flags = SOP_ENV_NOSYNC, .log_file_bytes = 64u << 10};
 
 static sop_val ikey(sop_keybuf *kb, int64_t v)
 {
@@ -301,7 +301,7 @@ static pid_t start_bank_worker(int fd, int64_t id_base)
     if (pid != 0)
         return pid;
     sop_env *env;
-    sop_env_options o = {0, 0, 256u << 10}; /* durable commits */
+    sop_env_options o = {.cache_bytes = 0, .flags = 0, .log_file_bytes = 256u << 10}; /* durable commits */
     if (sop_env_open(dir, &o, &env) != SOP_OK)
         _exit(9);
     bank_worker w[2] = {{env, fd, id_base}, {env, fd, id_base + 500000}};
