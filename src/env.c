@@ -772,6 +772,20 @@ int env_open_with_io(const char *path, const sop_env_options *opts, const sop_io
             rc = sop_report(SOP_NOTFOUND, "%s is not a database folder (%s)", env->path, why);
             goto fail;
         }
+        if (!range[2]) {
+            char *ck = sop_path_join(env->path, "sop.ckpt");
+            int has_ckpt = ck ? io->exists(io, ck) : -SOP_NOMEM;
+            sop_free(ck);
+            if (has_ckpt < 0) {
+                rc = -has_ckpt;
+                goto fail;
+            }
+            if (!has_ckpt) {
+                rc = sop_report(SOP_NOTFOUND, "%s holds no SOP database (no log file, no checkpoint)",
+                                env->path);
+                goto fail;
+            }
+        }
     } else {
         SOP_CHECK(io->mkdir(io, env->path));
     }
