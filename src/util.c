@@ -1,11 +1,13 @@
 /*
  * util.c - clocks and item-id generation.  Item ids are time-ordered
  * (UUIDv7 layout: 48-bit milliseconds, then a counter and random bits), so
- * duplicates of a key iterate in insertion order, and unique per process.
+ * duplicates of a key iterate in insertion order; a random seed per process
+ * (new in a fork() child) keeps processes from handing out the same ids.
  */
 #define _GNU_SOURCE /* CLOCK_REALTIME_COARSE */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +49,34 @@ static uint64_t id_clock_ms(void)
 
 static pthread_mutex_t id_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t id_last_ms, id_counter, id_seed;
+static pthread_once_t id_once = PTHREAD_ONCE_INIT;
+
+/* Item ids must differ between processes too (a merge matches items by id
+ * across every process's commits).  A fork() child inherits the parent's
+ * generator state, so without this it would hand out the parent's next ids
+ * (and every sibling the same ones): the child starts from a new seed.  The
+ * lock is made anew, since another thread may have held it at the fork. */
+static void id_after_fork(void)
+{
+    pthread_mutex_init(&id_lock, NULL);
+    id_seed = 0;
+    id_last_ms = 0;
+}
+
+static void id_fork_handler(void)
+{
+    pthread_atfork(NULL, NULL, id_after_fork);
+}
+
+static uint64_t id_new_seed(void)
+{
+    uint64_t r = 0;
+#if defined(__linux__)
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
+        r = 0;
+#endif
+    return r ^ sop_mono_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)&id_seed;
+}
 
 /* Layout: bytes 0-5 ms timestamp (BE), byte 6 = 0x70 | counter bits 40..43,
  * byte 7 counter bits 32..39, byte 8 = 0x80 | counter bits 26..31,
@@ -55,9 +85,10 @@ static uint64_t id_last_ms, id_counter, id_seed;
  * version and variant nibbles of UUIDv7. */
 void sop_id_generate(sop_id *id)
 {
+    pthread_once(&id_once, id_fork_handler);
     pthread_mutex_lock(&id_lock);
     if (!id_seed)
-        id_seed = sop_mono_ns() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)&id_seed;
+        id_seed = id_new_seed();
     uint64_t ms = id_clock_ms();
     if (ms > id_last_ms) {
         id_last_ms = ms;

@@ -298,8 +298,81 @@ TEST(prefork_workers)
     remove_dir();
 }
 
+/* Item ids of the adds of one transaction in a handle of this process. */
+static int add_ids(sop_env *env, const char *who, sop_id *ids, int n)
+{
+    sop_txn *t = NULL;
+    sop_store *s = NULL;
+    sop_store_options o = {.slot_length = 16};
+    int rc = sop_txn_begin(env, SOP_TXN_WRITE, 0, &t);
+    if (rc == SOP_OK)
+        rc = sop_store_open(t, "ids", &o, &s);
+    for (int i = 0; i < n && rc == SOP_OK; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "%s-%d", who, i);
+        sop_val k = {strlen(key), key}, v = {1, "v"};
+        rc = sop_add(s, &k, NULL, &v, &ids[i]);
+    }
+    if (rc == SOP_OK) {
+        rc = sop_txn_commit(t);
+        t = NULL;
+    }
+    sop_txn_abort(t);
+    return rc;
+}
+
+/* Ids are how a merge tells items apart across processes: children forked
+ * from one parent must not hand out the same ones (the generator's state is
+ * copied by fork). */
+TEST(ids_differ_across_forks)
+{
+    new_dir();
+    sop_env *env = NULL;
+    REQUIRE(sop_env_open(dir, NULL, &env) == SOP_OK);
+    sop_id mine[4];
+    REQUIRE(add_ids(env, "parent", mine, 4) == SOP_OK); /* the generator is seeded */
+    enum { KIDS = 3, N = 8 };
+    int fds[KIDS][2];
+    pid_t pids[KIDS];
+    for (int k = 0; k < KIDS; k++) {
+        REQUIRE(pipe(fds[k]) == 0);
+        fflush(NULL);
+        pids[k] = fork();
+        REQUIRE(pids[k] >= 0);
+        if (pids[k] == 0) {
+            sop_env *own = NULL;
+            sop_id ids[N];
+            char who[16];
+            snprintf(who, sizeof who, "kid%d", k);
+            int ok = sop_env_open(dir, NULL, &own) == SOP_OK && add_ids(own, who, ids, N) == SOP_OK;
+            ok = ok && write(fds[k][1], ids, sizeof ids) == (ssize_t)sizeof ids;
+            sop_env_close(own);
+            _exit(ok ? 0 : 1);
+        }
+        close(fds[k][1]);
+    }
+    sop_id all[KIDS * N + 4];
+    int n = 0;
+    for (int k = 0; k < KIDS; k++) {
+        CHECK(read(fds[k][0], &all[n], N * sizeof(sop_id)) == (ssize_t)(N * sizeof(sop_id)));
+        n += N;
+        close(fds[k][0]);
+        CHECK(child_ok(pids[k]));
+    }
+    memcpy(&all[n], mine, sizeof mine);
+    n += 4;
+    int dup = 0;
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            dup += !memcmp(&all[i], &all[j], sizeof(sop_id));
+    CHECK(dup == 0);
+    sop_env_close(env);
+    remove_dir();
+}
+
 int main(void)
 {
+    RUN(ids_differ_across_forks);
     RUN(fork_with_live_handle);
     RUN(child_close_leaves_parent_state);
     RUN(prefork_workers);
