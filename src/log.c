@@ -311,31 +311,134 @@ static int read_batch(sop_file *f, uint64_t off, uint64_t size, unsigned char **
     return SOP_OK;
 }
 
-/* After a damaged batch expected to be commit `seq`: does a valid batch
- * further on say that commit was already durable?  Then the damage is not a
- * torn write but corruption. */
-static int damage_is_corruption(sop_file *f, uint64_t from, uint64_t size, uint64_t seq,
-                                unsigned char **buf, size_t *cap)
+/* ------------------------------------------------------------ damage
+ * A batch that does not verify is either a torn write (a commit that never
+ * completed: nothing after it was acknowledged either, since an
+ * acknowledgement needs an fsync that covers every earlier batch) or damage
+ * to data that had been written whole (bit rot, a bad sector, a stray
+ * write).  The first is cut off at open; the second must never be, since
+ * commits after it may have been acknowledged.  The evidence:
+ *  - torn: some 512-byte sector of the batch's extent reads as zeros where
+ *    the batch has data (the log is zero-filled ahead of its end, so a block
+ *    that never reached the disk reads as zeros; a write interrupted by a
+ *    kill leaves the zeros of the preallocated tail, or a short file), or
+ *    its header is all zeros (a large batch writes its header last), or the
+ *    batch runs past the end of the file;
+ *  - written whole: the header verifies and every sector of the extent holds
+ *    data, yet a checksum fails; or the header holds bytes that are not a
+ *    header (a torn write leaves zeros, not other bytes);
+ *  - durable: a later valid batch records (durable_seq) that this commit
+ *    had been fsynced before it was written.
+ * Verdict: damaged (SOP_CORRUPT, nothing cut) when a later batch says it was
+ * durable, or when valid batches follow a batch with no sign of tearing,
+ * or when the last batch was written whole; torn otherwise.  What cannot be
+ * told apart: a sector of the last commits zeroed by the device after they
+ * were synced, when no commit written after their acknowledgement follows;
+ * that reads as a torn write and is cut. */
+#define SECTOR 512u
+
+typedef struct damage {
+    uint64_t end;          /* end of the batch's extent, 0 when its header is unreadable */
+    int torn_sign;         /* evidence of a write that never completed */
+    uint64_t next_valid;   /* offset of the first valid batch after it (0: none) */
+    uint64_t durable_off;  /* a later batch that says it was durable (0: none) */
+    uint64_t durable_seq;  /* ... and its sequence number */
+} damage;
+
+static int all_zero(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return 0;
+    return 1;
+}
+
+/* Is some 512-byte sector's share of [from, to) all zeros?  A device
+ * writes a sector whole or not at all, and a page the kernel never wrote
+ * back reads as the zeros the log was filled with; a share that the batch
+ * fills is all zeros in a whole write only if the data is (the head share
+ * starts with the header's magic, the tail share ends with the trailer's
+ * checksum). */
+static int has_zero_sector(sop_file *f, uint64_t from, uint64_t to)
+{
+    unsigned char buf[SECTOR];
+    for (uint64_t s = from - from % SECTOR; s < to; s += SECTOR) {
+        uint64_t lo = s > from ? s : from, hi = s + SECTOR < to ? s + SECTOR : to;
+        size_t got = 0;
+        if (f->io->pread(f, buf, (size_t)(hi - lo), lo, &got) != SOP_OK) {
+            sop_clear_errmsg();
+            return 1; /* unreadable: not evidence of a whole write */
+        }
+        if (got < hi - lo || all_zero(buf, got))
+            return 1;
+    }
+    return 0;
+}
+
+/* Every valid batch after `from` (at any byte offset: the damaged batch's
+ * length cannot be trusted): the first one, and whether any of them says
+ * commit `seq` had been made durable. */
+static void find_later_batches(sop_file *f, uint64_t from, uint64_t size, uint64_t seq, unsigned char **buf,
+                               size_t *cap, damage *d)
 {
     unsigned char win[4096];
     for (uint64_t pos = from; pos + LOG_BATCH_HEADER <= size;) {
         size_t got;
-        if (f->io->pread(f, win, sizeof win, pos, &got) != SOP_OK || got < 4)
-            return 0;
+        if (f->io->pread(f, win, sizeof win, pos, &got) != SOP_OK) {
+            sop_clear_errmsg();
+            return;
+        }
+        if (got < 4)
+            return;
+        uint64_t next = pos + (got > 3 ? got - 3 : got);
         for (size_t i = 0; i + 4 <= got; i++) {
             if (sop_get32(win + i) != MAGIC_BATCH)
                 continue;
             log_commit c;
             uint64_t len;
-            if (read_batch(f, pos + i, size, buf, cap, &c, &len) == SOP_OK) {
-                int durable = c.durable_seq >= seq;
-                log_commit_free(&c);
-                return durable;
+            if (read_batch(f, pos + i, size, buf, cap, &c, &len) != SOP_OK) {
+                sop_clear_errmsg();
+                continue;
             }
+            if (!d->next_valid)
+                d->next_valid = pos + i;
+            if (c.durable_seq >= seq && !d->durable_off) {
+                d->durable_off = pos + i;
+                d->durable_seq = c.seq;
+            }
+            log_commit_free(&c);
+            next = pos + i + len; /* go on after this batch */
+            break;
         }
-        pos += got > 3 ? got - 3 : got;
+        pos = next;
     }
-    return 0;
+}
+
+static void judge_damage(sop_file *f, uint64_t off, uint64_t size, uint64_t seq, unsigned char **buf,
+                         size_t *cap, damage *d)
+{
+    unsigned char h[LOG_BATCH_HEADER];
+    size_t got = 0;
+    uint64_t hseq, len;
+    uint32_t tlen;
+    memset(d, 0, sizeof *d);
+    if (f->io->pread(f, h, sizeof h, off, &got) != SOP_OK) {
+        sop_clear_errmsg();
+        got = 0;
+    }
+    if (got < sizeof h || all_zero(h, sizeof h)) {
+        d->torn_sign = 1; /* nothing was written here, or the header (written last) was not */
+    } else if (batch_header_ok(h, &hseq, &len, &tlen)) {
+        if (len > size - off) {
+            d->torn_sign = 1; /* the file ends inside the batch */
+            d->end = size;
+        } else {
+            d->end = off + len;
+            d->torn_sign = has_zero_sector(f, off, d->end);
+        }
+    }
+    /* else: bytes that are not a batch header: not what a torn write leaves */
+    find_later_batches(f, off + 1, size, seq, buf, cap, d);
 }
 
 /* Is the batch header at off all zeros (the preallocated, never written
@@ -383,10 +486,30 @@ int log_scan(sop_file *f, uint64_t start, uint64_t prev_seq, int flags,
             rc = SOP_OK;
             if ((flags & LOG_SCAN_ZERO_END) && zero_header_at(f, off))
                 break; /* the clean end: nothing was ever written here */
-            if (judge && damage_is_corruption(f, off + 1, size, last_seq + 1, &buf, &cap))
-                rc = SOP_CORRUPT_AT("%s offset %llu: commit %llu is damaged, and later commits "
-                                    "show it had been made durable",
-                                    f->path, (unsigned long long)off, (unsigned long long)(last_seq + 1));
+            if (judge) {
+                damage d;
+                uint64_t want = last_seq + 1;
+                if (flags & LOG_SCAN_ZERO_END) {
+                    /* the file's size was not asked for; ask now (damage is rare) */
+                    if ((rc = f->io->size(f, &size)) != SOP_OK)
+                        break;
+                }
+                judge_damage(f, off, size, want, &buf, &cap, &d);
+                if (d.durable_off)
+                    rc = SOP_CORRUPT_AT("%s offset %llu: commit %llu is damaged; commit %llu at offset %llu, "
+                                        "written after it, records that it had been made durable",
+                                        f->path, (unsigned long long)off, (unsigned long long)want,
+                                        (unsigned long long)d.durable_seq, (unsigned long long)d.durable_off);
+                else if (d.next_valid && !d.torn_sign)
+                    rc = SOP_CORRUPT_AT("%s offset %llu: commit %llu is damaged, and valid commits follow it "
+                                        "(from offset %llu): this is not a torn write",
+                                        f->path, (unsigned long long)off, (unsigned long long)want,
+                                        (unsigned long long)d.next_valid);
+                else if (!d.torn_sign)
+                    rc = SOP_CORRUPT_AT("%s offset %llu: commit %llu was written whole but fails its "
+                                        "checksum (damage, not a torn write)",
+                                        f->path, (unsigned long long)off, (unsigned long long)want);
+            }
             *torn = 1;
             break;
         }

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -33,6 +34,8 @@ static int on_batch(void *arg, const log_commit *c, uint64_t off, uint64_t len)
 /* Write n batches of 3 blobs each; returns the end offset. */
 static int durable_marks; /* batches record that the earlier ones were synced */
 
+static int last_pad; /* extra payload bytes in the last batch's blobs (to span sectors) */
+
 static uint64_t write_batches(sop_file *f, int n, uint64_t *ends)
 {
     unsigned char dbid[16] = {1, 2, 3};
@@ -45,9 +48,13 @@ static uint64_t write_batches(sop_file *f, int n, uint64_t *ends)
         log_batch_begin(&b);
         log_blob_ref refs[3];
         for (int k = 0; k < 3; k++) {
-            char payload[100];
-            int len = snprintf(payload, sizeof payload, "batch %d blob %d %.*s", i, k, k * 20,
+            char payload[1200];
+            int len = snprintf(payload, 100, "batch %d blob %d %.*s", i, k, k * 20,
                                "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+            if (i == n - 1 && last_pad) {
+                memset(payload + len, 'y', (size_t)last_pad);
+                len += last_pad;
+            }
             size_t at = log_put_blob(&b, LOG_KIND_NODE, (uint64_t)(i * 3 + k + 1), 0, payload, (size_t)len);
             refs[k] = (log_blob_ref){(uint64_t)(i * 3 + k + 1), at, (uint32_t)len};
         }
@@ -68,6 +75,16 @@ static uint64_t write_batches(sop_file *f, int n, uint64_t *ends)
         sbuf_free(&b);
     }
     return off;
+}
+
+static void zero_range(sop_file *f, uint64_t from, uint64_t to)
+{
+    unsigned char z[4096] = {0};
+    for (uint64_t at = from; at < to;) {
+        size_t n = to - at < sizeof z ? (size_t)(to - at) : sizeof z;
+        f->io->pwrite(f, z, n, at);
+        at += n;
+    }
 }
 
 TEST(round_trip_and_blob_reads)
@@ -97,6 +114,7 @@ TEST(torn_tail_and_damaged_bytes)
     REQUIRE(got == end);
     /* every truncation point: the scan keeps exactly the whole batches */
     for (uint64_t cut = ends[2] + 1; cut < end; cut += 7) {
+        f->io->pwrite(f, all, end, 0);
         f->io->truncate(f, cut);
         seen s = {0, 0, 0};
         uint64_t stop;
@@ -106,7 +124,9 @@ TEST(torn_tail_and_damaged_bytes)
     }
     f->io->truncate(f, 0);
     f->io->pwrite(f, all, end, 0);
-    /* flip each byte of the last batch: it must be rejected, the others kept */
+    /* flip each byte of the last batch: a batch written whole whose
+     * checksum fails is damage, never a torn write: SOP_CORRUPT, and the
+     * scan reports where valid data ends without anything being cut */
     int bad = 0;
     for (uint64_t i = ends[2]; i < end; i++) {
         unsigned char b = all[i] ^ 0x40;
@@ -115,21 +135,67 @@ TEST(torn_tail_and_damaged_bytes)
         uint64_t stop;
         int torn;
         int rc = log_scan(f, LOG_FILE_HEADER, 0, 0, on_batch, &s, &stop, &torn);
-        if (rc != SOP_OK || s.batches != 3 || stop != ends[2] || !torn) {
+        if (rc != SOP_CORRUPT || s.batches != 3 || stop != ends[2] || !strstr(sop_errmsg(), "written whole")) {
             if (bad < 5)
-                fprintf(stderr, "byte %llu (batch offset %llu): rc %d batches %d stop %llu torn %d\n",
+                fprintf(stderr, "byte %llu (batch offset %llu): rc %d batches %d stop %llu torn %d: %s\n",
                         (unsigned long long)i, (unsigned long long)(i - ends[2]), rc, s.batches,
-                        (unsigned long long)stop, torn);
+                        (unsigned long long)stop, torn, sop_errmsg());
             bad++;
         }
         f->io->pwrite(f, &all[i], 1, i);
     }
     CHECK(bad == 0);
+    /* the last batch torn: it spans sectors, and one after its first
+     * never reached the disk (zeros): a torn write, cut */
+    f->io->truncate(f, 0);
+    last_pad = 1000;
+    end = write_batches(f, 4, ends);
+    last_pad = 0;
+    REQUIRE(end - ends[2] > 1200);
+    for (int which = 1; which <= 2; which++) {
+        unsigned char *copy = malloc(end);
+        f->io->pread(f, copy, end, 0, &got);
+        uint64_t sec = (ends[2] / 512 + which) * 512; /* a sector inside the batch */
+        zero_range(f, sec, sec + 512 < end ? sec + 512 : end);
+        seen s = {0, 0, 0};
+        uint64_t stop;
+        int torn;
+        CHECK_RC(log_scan(f, LOG_FILE_HEADER, 0, 0, on_batch, &s, &stop, &torn), SOP_OK);
+        CHECK(s.batches == 3 && stop == ends[2] && torn);
+        f->io->pwrite(f, copy, end, 0);
+        free(copy);
+    }
+    /* the same batch written whole with one byte flipped: damage */
+    {
+        unsigned char b;
+        f->io->pread(f, &b, 1, ends[2] + 700, &got);
+        b ^= 1;
+        f->io->pwrite(f, &b, 1, ends[2] + 700);
+        seen s = {0, 0, 0};
+        uint64_t stop;
+        int torn;
+        CHECK_RC(log_scan(f, LOG_FILE_HEADER, 0, 0, on_batch, &s, &stop, &torn), SOP_CORRUPT);
+        CHECK(s.batches == 3 && stop == ends[2]);
+    }
+    f->io->truncate(f, 0);
+    end = write_batches(f, 4, ends);
+    /* only its header missing (a large batch writes it last) */
+    f->io->pwrite(f, all, end, 0);
+    zero_range(f, ends[2], ends[2] + LOG_BATCH_HEADER);
+    {
+        seen s = {0, 0, 0};
+        uint64_t stop;
+        int torn;
+        CHECK_RC(log_scan(f, LOG_FILE_HEADER, 0, 0, on_batch, &s, &stop, &torn), SOP_OK);
+        CHECK(s.batches == 3 && stop == ends[2] && torn);
+    }
     free(all);
     f->io->close(f);
 }
 
-TEST(damage_before_durable_commits_is_corruption)
+/* Damage in the middle, valid batches after it (written by several threads
+ * or processes: the durable marks of the batches right after it may lag). */
+TEST(damage_before_valid_commits_is_corruption)
 {
     sop_file *f;
     REQUIRE(sop_io_posix()->open(sop_io_posix(), path, SOP_IO_CREATE, &f) == SOP_OK);
@@ -138,7 +204,7 @@ TEST(damage_before_durable_commits_is_corruption)
         f->io->truncate(f, 0);
         durable_marks = marks;
         write_batches(f, 4, ends);
-        /* damage the second batch; the third and fourth are intact */
+        /* a flipped byte in the second batch; the third and fourth are intact */
         unsigned char b;
         size_t got;
         uint64_t at = ends[0] + 40;
@@ -150,7 +216,17 @@ TEST(damage_before_durable_commits_is_corruption)
         int torn;
         int rc = log_scan(f, LOG_FILE_HEADER, 0, 0, on_batch, &s, &stop, &torn);
         CHECK(s.batches == 1 && stop == ends[0]);
-        /* later batches saying it was durable: corruption, not a torn write */
+        /* whatever the marks say: damage followed by valid commits */
+        CHECK(rc == SOP_CORRUPT);
+        CHECK(strstr(sop_errmsg(), marks ? "records that it had been made durable" : "valid commits follow") != NULL);
+        /* the second batch torn instead (zeros after its header): the
+         * later batches cannot have been acknowledged, unless one of them
+         * says the torn one was durable */
+        write_batches(f, 4, ends);
+        zero_range(f, ends[0] + LOG_BATCH_HEADER, ends[1]);
+        memset(&s, 0, sizeof s);
+        rc = log_scan(f, LOG_FILE_HEADER, 0, 0, on_batch, &s, &stop, &torn);
+        CHECK(s.batches == 1 && stop == ends[0] && torn);
         CHECK(rc == (marks ? SOP_CORRUPT : SOP_OK));
     }
     durable_marks = 0;
@@ -175,7 +251,7 @@ int main(void)
     snprintf(path, sizeof path, "/tmp/sop_test_log_%d.sop", (int)getpid());
     RUN(round_trip_and_blob_reads);
     RUN(torn_tail_and_damaged_bytes);
-    RUN(damage_before_durable_commits_is_corruption);
+    RUN(damage_before_valid_commits_is_corruption);
     RUN(file_header_checks);
     unlink(path);
     TEST_EXIT();
