@@ -42,33 +42,48 @@ __all__ = [
 ]
 
 # ---- one native Env per folder per process -----------------------------------
+# Keyed by process id too: a fork() child (a multiprocessing worker, a
+# pre-fork server) must open a handle of its own; the parent's handles refuse
+# every call in the child (sop.MisuseError naming fork).  The table's lock is
+# made anew in a child, since another thread may have held it at the fork.
 
-_envs: Dict[str, _sop.Env] = {}
+_envs: Dict[Any, _sop.Env] = {}
 _envs_lock = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    global _envs_lock
+    _envs_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _env_for(folder: str) -> _sop.Env:
-    key = os.path.realpath(os.path.abspath(folder))
+    key = (os.getpid(), os.path.realpath(os.path.abspath(folder)))
     with _envs_lock:
         env = _envs.get(key)
         if env is None or env.closed:
             try:
-                os.makedirs(key, exist_ok=True)
+                os.makedirs(key[1], exist_ok=True)
             except OSError as e:
                 try:
-                    _sop.raise_error(_sop.SOP_IOERR, f"cannot create {key!r}: {e.strerror or e}")
+                    _sop.raise_error(_sop.SOP_IOERR, f"cannot create {key[1]!r}: {e.strerror or e}")
                 except _sop.Error as err:
                     raise err from e
-            env = _sop.Env(key)
+            env = _sop.Env(key[1])
             _envs[key] = env
         return env
 
 
 def _close_all() -> None:
     """Close every shared Env of this process (tests use it between cases)."""
+    pid = os.getpid()
     with _envs_lock:
-        envs = list(_envs.values())
-        _envs.clear()
+        envs = [v for k, v in _envs.items() if k[0] == pid]
+        for k in [k for k in _envs if k[0] == pid]:
+            del _envs[k]
     for env in envs:
         env.close()
 
@@ -127,17 +142,22 @@ class Database:
         self.options: Optional[DatabaseOptions] = options
         self.id: Optional[uuid.UUID] = None
         self._env: Optional[_sop.Env] = None
+        self._pid = 0  # the process self._env was opened in
         self._lock = threading.Lock()
 
     # -- internals
 
     def _ensure(self) -> _sop.Env:
         env = self._env
-        if env is not None and not env.closed:
+        if env is not None and not env.closed and self._pid == os.getpid():
             return env
+        if self._pid != os.getpid():
+            self._lock = threading.Lock()  # a fork() child: the parent's lock state is not ours
         with self._lock:
-            if self._env is None or self._env.closed:
+            if self._env is None or self._env.closed or self._pid != os.getpid():
+                # a Database made before fork() opens its own handle in the child
                 self._env = _env_for(_standalone_folder(self.options))
+                self._pid = os.getpid()
                 if self.id is None:
                     self.id = uuid.uuid4()
             return self._env
