@@ -931,7 +931,13 @@ int sop_env_check(sop_env *env, char **report)
 
 int sop_env_stat(sop_env *env, sop_env_stats *st)
 {
+    if (!st)
+        return sop_report(SOP_MISUSE, "NULL stats");
     memset(st, 0, sizeof *st);
+    if (!env)
+        return sop_report(SOP_MISUSE, "NULL environment");
+    if (env_forked(env))
+        return env_forked_report(env);
     reg_stats rs;
     reg_stat(env->reg, &rs);
     pthread_mutex_lock(&env->mu);

@@ -38,6 +38,9 @@ struct sop_env {
     uint64_t seen_epoch;       /* the log epoch this process last caught up at (atomic) */
     pthread_mutex_t ckpt_mu;
     unsigned char dbid[16];
+    unsigned fork_gen;         /* sop_fork_generation() when opened: another value means
+                                  this is a fork() child holding the parent's handle */
+    char ro_reason[160];       /* why a database opened without SOP_ENV_RDONLY is read-only */
 
     /* log files, indexed by file number (files[0] unused); files_lock guards
      * the arrays (readers use the files while holding it shared) */
@@ -196,6 +199,12 @@ int env_batch_finish(sop_env *env, sbuf *b, const log_commit *c, uint64_t base, 
 int env_sync_upto(sop_env *env, uint64_t seq);
 
 /* readers.c: the snapshot table shared between processes */
+/* fork() detection (env.c): a counter that an atfork child handler moves on */
+/* 1 when env was opened in another process (this is a fork() child); then
+ * every call fails with SOP_MISUSE and close only frees memory. */
+int env_forked(const sop_env *env);
+int env_forked_report(const sop_env *env); /* SOP_MISUSE with the reason */
+
 int readers_open(sop_env *env);
 void readers_close(sop_env *env);
 int readers_publish(sop_env *env, uint64_t seq); /* 0 = no snapshot */

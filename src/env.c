@@ -26,6 +26,47 @@
 
 #define DEFAULT_CACHE (256u << 20)
 
+/* ---------------------------------------------------------------- fork
+ * A handle used in a fork() child would share the parent's open file
+ * descriptions: the flock on sop.lock (so both would append at their own
+ * idea of the log end), the OFD lock on its readers slot, the mapped table.
+ * The child handler of pthread_atfork moves a counter on; a handle opened
+ * at another value belongs to the parent, and every call on it fails with
+ * SOP_MISUSE, while closing it only frees this process's memory (no
+ * unlock, no slot write, no mutex: another thread may have held one at the
+ * fork).  Nothing a child does through an inherited handle reaches the
+ * files, so the parent keeps working; the child opens its own handle. */
+static unsigned fork_gen;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void on_fork_child(void)
+{
+    __atomic_add_fetch(&fork_gen, 1, __ATOMIC_RELAXED);
+}
+
+static void fork_handler_install(void)
+{
+    pthread_atfork(NULL, NULL, on_fork_child);
+}
+
+static unsigned fork_generation(void)
+{
+    return __atomic_load_n(&fork_gen, __ATOMIC_RELAXED);
+}
+
+int env_forked(const sop_env *env)
+{
+    return env->fork_gen != fork_generation();
+}
+
+int env_forked_report(const sop_env *env)
+{
+    return sop_report(SOP_MISUSE,
+                      "database %s was opened before fork(): a handle cannot be used in a child "
+                      "process; open the database again in this process",
+                      env->path);
+}
+
 /* -------------------------------------------------------------- files */
 static char *log_name(sop_env *env, uint32_t no)
 {
@@ -127,7 +168,7 @@ int env_open_log(sop_env *env, uint32_t no, int create)
             rc = env->io->sync_dir(env->io, env->path);
         sop_free(tmp);
     } else {
-        rc = env->io->open(env->io, p, 0, &f);
+        rc = env->io->open(env->io, p, (env->flags & SOP_ENV_RDONLY) ? SOP_IO_READONLY : 0, &f);
     }
     if (rc == SOP_OK && !create) {
         unsigned char h[LOG_FILE_HEADER], id[16];
@@ -554,6 +595,9 @@ static int recover(sop_env *env)
     if (!range[2]) {
         if (have_ckpt)
             return SOP_CORRUPT_AT("%s: the checkpoint refers to log files that are missing", env->path);
+        if (env->flags & (SOP_ENV_RDONLY | SOP_ENV_NOCREATE))
+            return sop_report(SOP_NOTFOUND, "%s holds no SOP database (no log file, no checkpoint)",
+                              env->path);
         random_bytes(env->io, env->dbid, 16);
         if ((rc = env_open_log(env, 1, 1)) != SOP_OK)
             return rc;
@@ -578,7 +622,7 @@ static int recover(sop_env *env)
         size_t got = 0;
         if (!p)
             return sop_report(SOP_NOMEM, "log path");
-        rc = env->io->open(env->io, p, 0, &f);
+        rc = env->io->open(env->io, p, SOP_IO_READONLY, &f);
         if (rc == SOP_OK)
             rc = f->io->pread(f, h, sizeof h, 0, &got);
         if (rc == SOP_OK)
@@ -614,7 +658,10 @@ static int recover(sop_env *env)
         if (torn && no != range[1])
             return SOP_CORRUPT_AT("%s: log file %u is damaged at offset %llu and newer files exist",
                                   env->path, no, (unsigned long long)end);
-        if (end < size) {
+        if (end < size && (env->flags & SOP_ENV_RDONLY)) {
+            /* read-only: the torn tail stays on disk (a writer cuts it);
+             * this handle reads up to it */
+        } else if (end < size) {
             /* torn tail of the last file: the batch never completed */
             if ((rc = f->io->truncate(f, end)) != SOP_OK)
                 return rc;
@@ -630,6 +677,37 @@ static int recover(sop_env *env)
     /* no snapshot is open yet: drop every superseded version */
     reg_prune(env->reg, env->seq_last, dead_blob, env);
     return SOP_OK;
+}
+
+/* Open (creating) a lock file of the folder.  When it exists but cannot be
+ * opened for writing (permissions, a read-only mount), the database is
+ * opened read-only, as if SOP_ENV_RDONLY had been given; read-only handles
+ * open existing lock files for reading (flock works on those) and do
+ * without a missing one. */
+static int open_lock_file(sop_env *env, const char *name, sop_file **out)
+{
+    char *p = sop_path_join(env->path, name);
+    if (!p)
+        return sop_report(SOP_NOMEM, "lock path");
+    int rc;
+    if (!(env->flags & SOP_ENV_RDONLY)) {
+        rc = env->io->open(env->io, p, SOP_IO_CREATE, out);
+        if (rc == SOP_OK || env->io->exists(env->io, p) != 1) {
+            sop_free(p);
+            return rc;
+        }
+        snprintf(env->ro_reason, sizeof env->ro_reason, "%s", sop_errmsg());
+        sop_clear_errmsg();
+        env->flags |= SOP_ENV_RDONLY;
+    }
+    rc = env->io->open(env->io, p, SOP_IO_READONLY, out);
+    if (rc != SOP_OK && env->io->exists(env->io, p) == 0) {
+        rc = SOP_OK; /* no lock file: nothing to coordinate with */
+        *out = NULL;
+        sop_clear_errmsg();
+    }
+    sop_free(p);
+    return rc;
 }
 
 int sop_env_open(const char *path, const sop_env_options *opts, sop_env **out)
@@ -651,6 +729,8 @@ int env_open_with_io(const char *path, const sop_env_options *opts, const sop_io
         return sop_report(SOP_NOMEM, "environment");
     env->io = io;
     env->flags = opts ? opts->flags : 0;
+    pthread_once(&fork_once, fork_handler_install);
+    env->fork_gen = fork_generation();
     env->rotate_bytes = opts && opts->log_file_bytes ? opts->log_file_bytes : LOG_ROTATE_DEFAULT;
     if (env->rotate_bytes < 4096)
         env->rotate_bytes = 4096;
@@ -664,7 +744,6 @@ int env_open_with_io(const char *path, const sop_env_options *opts, const sop_io
     env->next_store_id = 1;
     env->reader_slot = -1;
     int rc;
-    char *lockp = NULL;
     env->path = sop_strdup(path);
     env->seq_cat = cat_empty();
     if (!env->path || !env->seq_cat) {
@@ -675,7 +754,41 @@ int env_open_with_io(const char *path, const sop_env_options *opts, const sop_io
     while (pl > 1 && env->path[pl - 1] == '/')
         env->path[--pl] = 0;
     SOP_CHECK(reg_open(cache, &env->reg));
-    SOP_CHECK(io->mkdir(io, env->path));
+    if (env->flags & (SOP_ENV_RDONLY | SOP_ENV_NOCREATE)) {
+        /* an existing database only: create nothing, not even the folder */
+        uint32_t range[3] = {0, 0, 0};
+        int ex = io->exists(io, env->path);
+        if (ex < 0) {
+            rc = -ex;
+            goto fail;
+        }
+        if (!ex) {
+            rc = sop_report(SOP_NOTFOUND, "%s does not exist", env->path);
+            goto fail;
+        }
+        if (io->list(io, env->path, list_logs, range) != SOP_OK) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", sop_errmsg());
+            rc = sop_report(SOP_NOTFOUND, "%s is not a database folder (%s)", env->path, why);
+            goto fail;
+        }
+        if (!range[2]) {
+            char *ck = sop_path_join(env->path, "sop.ckpt");
+            int has_ckpt = ck ? io->exists(io, ck) : -SOP_NOMEM;
+            sop_free(ck);
+            if (has_ckpt < 0) {
+                rc = -has_ckpt;
+                goto fail;
+            }
+            if (!has_ckpt) {
+                rc = sop_report(SOP_NOTFOUND, "%s holds no SOP database (no log file, no checkpoint)",
+                                env->path);
+                goto fail;
+            }
+        }
+    } else {
+        SOP_CHECK(io->mkdir(io, env->path));
+    }
     {
         char fs[32];
         SOP_CHECK(io->fs_type(io, env->path, fs, sizeof fs));
@@ -687,42 +800,35 @@ int env_open_with_io(const char *path, const sop_env_options *opts, const sop_io
             goto fail;
         }
     }
-    lockp = sop_path_join(env->path, "sop.lock");
-    if (!lockp) {
-        rc = sop_report(SOP_NOMEM, "lock path");
-        goto fail;
-    }
-    SOP_CHECK(io->open(io, lockp, SOP_IO_CREATE, &env->lock_file));
-    sop_free(lockp);
-    lockp = sop_path_join(env->path, "sop.ckpt.lock");
-    if (!lockp) {
-        rc = sop_report(SOP_NOMEM, "lock path");
-        goto fail;
-    }
-    SOP_CHECK(io->open(io, lockp, SOP_IO_CREATE, &env->ckpt_lock_file));
+    SOP_CHECK(open_lock_file(env, "sop.lock", &env->lock_file));
+    SOP_CHECK(open_lock_file(env, "sop.ckpt.lock", &env->ckpt_lock_file));
     /* Recovery lists the log files, then opens them: another process's
      * checkpoint must not delete one in between, so take its lock first
      * (the order ckpt_write takes them in: checkpoint lock, then commit
      * lock).  Files this process holds open stay readable after that. */
-    SOP_CHECK(env->ckpt_lock_file->io->lock(env->ckpt_lock_file, 1, 1));
-    rc = env->lock_file->io->lock(env->lock_file, 1, 1);
+    if (env->ckpt_lock_file)
+        SOP_CHECK(env->ckpt_lock_file->io->lock(env->ckpt_lock_file, 1, 1));
+    rc = env->lock_file ? env->lock_file->io->lock(env->lock_file, 1, 1) : SOP_OK;
     if (rc == SOP_OK) {
         rc = recover(env);
-        SOP_KEEP_FIRST(rc, env->lock_file->io->unlock(env->lock_file));
+        if (env->lock_file)
+            SOP_KEEP_FIRST(rc, env->lock_file->io->unlock(env->lock_file));
     }
-    SOP_KEEP_FIRST(rc, env->ckpt_lock_file->io->unlock(env->ckpt_lock_file));
+    if (env->ckpt_lock_file)
+        SOP_KEEP_FIRST(rc, env->ckpt_lock_file->io->unlock(env->ckpt_lock_file));
     if (rc)
         goto fail;
-    SOP_CHECK(readers_open(env));
+    /* read-only: no slot in sop.readers (it cannot be written), so begin
+     * reads the log every time (readers_log_moved says "moved" without a map) */
+    if (!(env->flags & SOP_ENV_RDONLY))
+        SOP_CHECK(readers_open(env));
     env->pub_seq = env->durable_seq = env->written_seq = env->seq_last;
     env->maint_log_bytes = env->ckpt_log_bytes = env->log_bytes;
     env->pub_cat = env->seq_cat;
     cat_ref(env->pub_cat);
-    sop_free(lockp);
     *out = env;
     return SOP_OK;
 fail:
-    sop_free(lockp);
     {
         char keep[1024];
         snprintf(keep, sizeof keep, "%s", sop_errmsg());
@@ -732,10 +838,36 @@ fail:
     return rc;
 }
 
+/* Close a handle inherited through fork(): close this process's file
+ * descriptors only.  No unlock (a flock or OFD lock belongs to the open
+ * file description the parent shares, and would be released for it too),
+ * no slot write, no mutex (another thread may have held one at the fork).
+ * The memory stays allocated: transactions inherited from the parent may
+ * still point at the handle, and they fail (SOP_MISUSE) without touching
+ * anything else; the copy of the parent's memory goes with the process. */
+static void env_close_in_child(sop_env *env)
+{
+    for (uint32_t i = 0; i < env->nfiles_cap; i++)
+        if (env->files && env->files[i]) {
+            env->files[i]->io->close(env->files[i]);
+            env->files[i] = NULL;
+        }
+    sop_file **fs[3] = {&env->lock_file, &env->ckpt_lock_file, &env->readers_file};
+    for (int i = 0; i < 3; i++)
+        if (*fs[i]) {
+            (*fs[i])->io->close(*fs[i]);
+            *fs[i] = NULL;
+        }
+}
+
 int sop_env_close(sop_env *env)
 {
     if (!env)
         return SOP_OK;
+    if (env_forked(env)) {
+        env_close_in_child(env);
+        return SOP_OK;
+    }
     pthread_mutex_lock(&env->mu);
     size_t n = env->nactive;
     pthread_mutex_unlock(&env->mu);

@@ -456,5 +456,9 @@ int sop_env_compact(sop_env *env)
 {
     if (!env)
         return sop_report(SOP_MISUSE, "NULL environment");
+    if (env_forked(env))
+        return env_forked_report(env);
+    if (env->flags & SOP_ENV_RDONLY)
+        return sop_report(SOP_READONLY, "database %s is open read-only: nothing to compact", env->path);
     return env_maintain(env, 1);
 }

@@ -428,6 +428,8 @@ int txn_check_live(sop_txn *t)
 {
     if (!t)
         return sop_report(SOP_MISUSE, "NULL transaction");
+    if (env_forked(t->env))
+        return env_forked_report(t->env);
     if (t->failed)
         return sop_report(SOP_TXN_ENDED,
                           "the transaction failed earlier (%s) and can only be rolled back",
@@ -442,8 +444,13 @@ int sop_txn_begin(sop_env *env, int mode, uint64_t max_time_ms, sop_txn **out)
     *out = NULL;
     if (!env)
         return sop_report(SOP_MISUSE, "NULL environment");
+    if (env_forked(env))
+        return env_forked_report(env);
     if (mode != SOP_TXN_NOCHECK && mode != SOP_TXN_WRITE && mode != SOP_TXN_READ)
         return sop_report(SOP_INVALID, "transaction mode %d (want 0 NoCheck, 1 ForWriting, 2 ForReading)", mode);
+    if (mode == SOP_TXN_WRITE && (env->flags & SOP_ENV_RDONLY))
+        return sop_report(SOP_READONLY, "database %s is open read-only%s%s", env->path,
+                          env->ro_reason[0] ? ": " : " (SOP_ENV_RDONLY)", env->ro_reason);
     sop_txn *t = sop_calloc(1, sizeof *t);
     if (!t)
         return sop_report(SOP_NOMEM, "transaction");
@@ -478,6 +485,8 @@ int sop_txn_begin(sop_env *env, int mode, uint64_t max_time_ms, sop_txn **out)
 
 void txn_end(sop_txn *t)
 {
+    if (env_forked(t->env))
+        return; /* inherited through fork(): touch nothing shared (env.c, fork) */
     while (t->handles) {
         sop_store *s = t->handles;
         t->handles = s->next;
@@ -575,6 +584,8 @@ int sop_txn_commit(sop_txn *t)
     if (!t)
         return sop_report(SOP_MISUSE, "NULL transaction");
     int rc;
+    if (env_forked(t->env))
+        return env_forked_report(t->env); /* nothing written, nothing freed */
     if (t->failed)
         rc = sop_report(SOP_TXN_ENDED, "the transaction failed earlier (%s); it was rolled back",
                         sop_strerror(t->failed));
