@@ -75,7 +75,7 @@ def _pythonpath():
 @pytest.fixture
 def shared_dir():
     """A scratch folder other users can reach (pytest's tmp_path is 0700)."""
-    d = tempfile.mkdtemp(prefix="sop_ro_")
+    d = tempfile.mkdtemp(prefix="sop_ro_", dir="/tmp" if os.path.isdir("/tmp") else None)
     os.chmod(d, 0o755)
     yield d
     subprocess.run(["chmod", "-R", "u+w", d], check=False)
@@ -107,6 +107,8 @@ def test_read_as_user_without_write_permission(shared_dir):
                            env=dict(os.environ, PYTHONPATH=_pythonpath()))
     if probe.returncode != 0:
         pytest.skip(f"user nobody cannot import sop from this build's folders: {probe.stderr.strip()[-200:]}")
+    if subprocess.run(NOBODY + ["test", "-x", shared_dir]).returncode != 0:
+        pytest.skip(f"user nobody cannot reach {shared_dir}")
     db_path = os.path.join(shared_dir, "db")
     _make_db(db_path)
     for name in os.listdir(db_path):
