@@ -23,12 +23,13 @@ prefix=$work/prefix
 "$cmake" --install "$build" --prefix "$prefix" >"$work/install.log" 2>&1 || { cat "$work/install.log"; fail "cmake --install"; }
 test -f "$prefix/include/sop.h" || fail "no include/sop.h"
 test -x "$prefix/bin/sop" || fail "no bin/sop"
-pc=$(find "$prefix" -name sop.pc -path '*/pkgconfig/*' | head -n 1)
+pc=$(find "$prefix" -name sop.pc -path "*/pkgconfig/*" -print -quit)
 test -n "$pc" || fail "no sop.pc"
-cfg=$(find "$prefix" -name sopConfig.cmake | head -n 1)
+cfg=$(find "$prefix" -name sopConfig.cmake -print -quit)
 test -n "$cfg" || fail "no sopConfig.cmake"
 version=$(sed -n 's/^#define SOP_VERSION_STRING "\(.*\)"/\1/p' "$src/include/sop.h")
-"$prefix/bin/sop" --version | grep -qF "$version" || fail "installed sop --version"
+# (no `cmd | grep -q` under pipefail: grep's early exit would fail the pipe)
+out=$("$prefix/bin/sop" --version) && [[ $out == *"$version"* ]] || fail "installed sop --version: $out"
 if [ "$shared" = ON ]; then
     grep -q "is not searched by the dynamic linker" "$work/install.log" ||
         { cat "$work/install.log"; fail "the install did not say that $prefix is not searched by ld.so"; }
@@ -49,7 +50,8 @@ test -f "$(pkg-config --variable=includedir sop)/sop.h" || fail "pkg-config incl
 "$cc" -o "$work/example_pc" "$src/examples/example.c" $(pkg-config --cflags sop) $(pkg-config --libs sop) ||
     fail "compile with pkg-config --cflags --libs sop"
 if [ "$shared" = ON ]; then
-    LD_LIBRARY_PATH=$libdir ldd "$work/example_pc" | grep -q "$libdir/libsop.so" || fail "example_pc does not use the installed libsop.so"
+    out=$(LD_LIBRARY_PATH=$libdir ldd "$work/example_pc")
+    [[ $out == *"$libdir/libsop.so"* ]] || fail "example_pc does not use the installed libsop.so: $out"
 fi
 LD_LIBRARY_PATH=$libdir TMPDIR=$work "$work/example_pc" >"$work/example_pc.log" 2>&1 || { cat "$work/example_pc.log"; fail "example built with pkg-config"; }
 # shellcheck disable=SC2046
@@ -77,7 +79,8 @@ for exe in example_default example_static; do
     TMPDIR=$work "$work/proj/build/$exe" >"$work/$exe.log" 2>&1 || { cat "$work/$exe.log"; fail "$exe"; }
 done
 if [ "$shared" = ON ]; then
-    ldd "$work/proj/build/example_default" | grep -q "$libdir/libsop.so" || fail "sop::sop is not the installed libsop.so"
+    out=$(ldd "$work/proj/build/example_default")
+    [[ $out == *"$libdir/libsop.so"* ]] || fail "sop::sop is not the installed libsop.so: $out"
 fi
 say "find_package(sop): built and ran examples/example.c with sop::sop and sop::sop_static"
 echo "install: 1 passed, 0 failed"
