@@ -8,7 +8,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 APT_PACKAGES=(
-    cmake ninja-build gcc clang binutils
+    cmake ninja-build gcc clang binutils pkg-config
     python3-dev
     libclang-rt-14-dev   # clang's sanitizer runtimes (ASan/UBSan/TSan with clang)
     liblmdb-dev libsqlite3-dev
