@@ -242,6 +242,26 @@ static long data_end(const char *log)
     return end;
 }
 
+/* Offset of the last batch header (magic "SOPC") that starts before end. */
+static long last_batch_start(const char *log, long end)
+{
+    FILE *f = fopen(log, "rb");
+    if (!f)
+        return -1;
+    long found = -1, pos = 0;
+    int c, m = 0;
+    while (pos < end && (c = fgetc(f)) != EOF) {
+        pos++;
+        m = c == "SOPC"[m] ? m + 1 : (c == 'S' ? 1 : 0);
+        if (m == 4) {
+            found = pos - 4;
+            m = 0;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
 static void poke(const char *log, long at, int xor_with, int zero)
 {
     FILE *f = fopen(log, "r+b");
@@ -366,15 +386,17 @@ TEST(nothing_but_create_creates)
 
 TEST(check_changes_no_byte)
 {
-    /* a torn tail: the last commit's last bytes never reached the disk (the
-     * preallocated zeros are still there), as a crash leaves it */
+    /* a torn tail: the last sector of the last commit never reached the
+     * disk (the preallocated zeros are still there), as a crash leaves it */
     char torn[400], log[600];
     sub(torn, sizeof torn, "torn");
     make_db(torn, 3);
     REQUIRE(last_log(torn, log, sizeof log));
     long end = data_end(log);
     REQUIRE(end > 64);
-    for (long i = end - 16; i < end; i++)
+    long start = last_batch_start(log, end), sector = (end - 1) / 512 * 512;
+    REQUIRE(start > 0);
+    for (long i = start > sector ? start : sector; i < end; i++)
         poke(log, i, 0, 1);
     uint64_t before = folder_hash(torn);
     int rc = cli("check", torn, NULL);
