@@ -279,7 +279,7 @@ TEST(prefork_workers)
         pids[w] = fork();
         REQUIRE(pids[w] >= 0);
         if (pids[w] == 0) {
-            char who[16];
+            char who[32];
             snprintf(who, sizeof who, "worker%d", w);
             _exit(child_body(env, NULL, NULL, who));
         }
@@ -288,7 +288,7 @@ TEST(prefork_workers)
     for (int w = 0; w < 4; w++)
         CHECK(child_ok(pids[w]));
     for (int w = 0; w < 4; w++) {
-        char who[16];
+        char who[32];
         snprintf(who, sizeof who, "worker%d", w);
         CHECK(all_present(env, who, 40));
     }
@@ -342,7 +342,7 @@ TEST(ids_differ_across_forks)
         if (pids[k] == 0) {
             sop_env *own = NULL;
             sop_id ids[N];
-            char who[16];
+            char who[32];
             snprintf(who, sizeof who, "kid%d", k);
             int ok = sop_env_open(dir, NULL, &own) == SOP_OK && add_ids(own, who, ids, N) == SOP_OK;
             ok = ok && write(fds[k][1], ids, sizeof ids) == (ssize_t)sizeof ids;
