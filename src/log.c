@@ -414,6 +414,61 @@ static void find_later_batches(sop_file *f, uint64_t from, uint64_t size, uint64
     }
 }
 
+/* Is there, in [from, limit), a complete commit record (trailer) of commit
+ * `seq` whose checksum verifies?  Then the batch it ends was written whole,
+ * whatever happened to its header. */
+static int trailer_of(sop_file *f, uint64_t from, uint64_t limit, uint64_t seq, unsigned char **buf,
+                      size_t *cap)
+{
+    unsigned char win[4096];
+    for (uint64_t pos = from; pos + 48 <= limit;) {
+        size_t got;
+        if (f->io->pread(f, win, sizeof win, pos, &got) != SOP_OK) {
+            sop_clear_errmsg();
+            return 0;
+        }
+        if (got < 4)
+            return 0;
+        for (size_t i = 0; i + 4 <= got; i++) {
+            if (sop_get32(win + i) != MAGIC_TRAIL)
+                continue;
+            uint64_t at = pos + i;
+            unsigned char fx[44], w4[4];
+            size_t g = 0;
+            /* fixed part, then the counts that give the record's length */
+            if (f->io->pread(f, fx, sizeof fx, at, &g) != SOP_OK || g < sizeof fx || sop_get64(fx + 8) != seq)
+                continue;
+            uint64_t n_blobs = sop_get32(fx + 40 - 4), len = 40 + 20 * n_blobs;
+            if (f->io->pread(f, w4, 4, at + len, &g) != SOP_OK || g < 4)
+                continue;
+            len += 4 + 8 * (uint64_t)sop_get32(w4);
+            if (f->io->pread(f, w4, 4, at + len, &g) != SOP_OK || g < 4)
+                continue;
+            len += 4 + (uint64_t)sop_get32(w4) + 4;
+            if (len > limit - at || len > ((uint64_t)1 << 30))
+                continue;
+            if (len > *cap) {
+                unsigned char *nb = sop_realloc(*buf, (size_t)len);
+                if (!nb)
+                    continue;
+                *buf = nb;
+                *cap = (size_t)len;
+            }
+            log_commit c;
+            if (f->io->pread(f, *buf, (size_t)len, at, &g) == SOP_OK && g == len &&
+                log_parse_trailer(*buf, (size_t)len, &c, f->path, at) == SOP_OK) {
+                int match = c.seq == seq;
+                log_commit_free(&c);
+                if (match)
+                    return 1;
+            }
+            sop_clear_errmsg();
+        }
+        pos += got > 3 ? got - 3 : got;
+    }
+    return 0;
+}
+
 static void judge_damage(sop_file *f, uint64_t off, uint64_t size, uint64_t seq, unsigned char **buf,
                          size_t *cap, damage *d)
 {
@@ -437,8 +492,16 @@ static void judge_damage(sop_file *f, uint64_t off, uint64_t size, uint64_t seq,
             d->torn_sign = has_zero_sector(f, off, d->end);
         }
     }
-    /* else: bytes that are not a batch header: not what a torn write leaves */
     find_later_batches(f, off + 1, size, seq, buf, cap, d);
+    if (!d->torn_sign && !d->end) {
+        /* bytes that are not a batch header: a damaged header of a batch
+         * written whole (its commit record, further on, is intact), or the
+         * remains of a large batch whose writer died before writing its
+         * header (written last), partly overwritten by the commits that
+         * followed: no commit record of this commit */
+        uint64_t limit = d->next_valid ? d->next_valid : size;
+        d->torn_sign = !trailer_of(f, off + LOG_BATCH_HEADER, limit, seq, buf, cap);
+    }
 }
 
 /* Is the batch header at off all zeros (the preallocated, never written

@@ -189,6 +189,21 @@ TEST(torn_tail_and_damaged_bytes)
         CHECK_RC(log_scan(f, LOG_FILE_HEADER, 0, 0, on_batch, &s, &stop, &torn), SOP_OK);
         CHECK(s.batches == 3 && stop == ends[2] && torn);
     }
+    /* the remains of a batch whose writer died before writing its header
+     * and trailer (blob records only), after the last whole batch: torn */
+    f->io->truncate(f, 0);
+    end = write_batches(f, 4, ends);
+    {
+        unsigned char junk[200];
+        f->io->pread(f, junk, sizeof junk, ends[0] + LOG_BATCH_HEADER, &got);
+        f->io->pwrite(f, junk, sizeof junk, ends[2]); /* over batch 4's header */
+        zero_range(f, ends[2] + sizeof junk, end + 512);
+        seen s = {0, 0, 0};
+        uint64_t stop;
+        int torn;
+        CHECK_RC(log_scan(f, LOG_FILE_HEADER, 0, 0, on_batch, &s, &stop, &torn), SOP_OK);
+        CHECK(s.batches == 3 && stop == ends[2] && torn);
+    }
     free(all);
     f->io->close(f);
 }
