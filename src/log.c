@@ -400,6 +400,12 @@ static void find_later_batches(sop_file *f, uint64_t from, uint64_t size, uint64
                 sop_clear_errmsg();
                 continue;
             }
+            if (c.seq <= seq) {
+                /* not a later commit: an older image (say, inside a stored
+                 * value, or the remains of an abandoned write) */
+                log_commit_free(&c);
+                continue;
+            }
             if (!d->next_valid)
                 d->next_valid = pos + i;
             if (c.durable_seq >= seq && !d->durable_off) {
