@@ -101,6 +101,7 @@ struct txn_store {
     int created;      /* created in this transaction */
     int written;
     int dropped;      /* removed in this transaction */
+    int counted;      /* the item count was read (a write transaction): merge.c re-checks it */
     int64_t delta;    /* count change */
     uint64_t base_count;
     btree bt;
