@@ -133,9 +133,18 @@ static void changed(sop_store *s, int64_t delta)
  * been answered by the transaction's own writes, so merge.c checks that no
  * concurrent commit changed the stretch of items it covered instead of
  * running it again on a state without those writes. */
-static int observing(const sop_store *s)
+static int observing(sop_store *s)
 {
-    return s->txn->mode == SOP_TXN_WRITE && !s->ts->created;
+    if (s->txn->mode != SOP_TXN_WRITE)
+        return 0;
+    if (s->ts->created) {
+        /* a store this transaction created: reads are not noted one by one;
+         * merge.c fails the commit if another transaction created the store
+         * concurrently and put items in it */
+        s->ts->read_created = 1;
+        return 0;
+    }
+    return 1;
 }
 
 /* the record's type byte: OBS_OWN once the transaction wrote the store */
@@ -272,7 +281,8 @@ static int add_common(sop_store *s, const sop_val *key, const sop_val *doc, cons
         unsigned char found[16];
         int own = s->ts->written; /* the check reads the state before this insert */
         rc = insert_new(s, key, doc, value, id_out, 1, found);
-        if (rc == SOP_OK || rc == SOP_KEYEXIST)
+        /* (in a store created here the merge's unique-key check covers it) */
+        if ((rc == SOP_OK || rc == SOP_KEYEXIST) && !s->ts->created)
             obs_key(s, key, rc == SOP_KEYEXIST, found, own);
         if (rc == SOP_KEYEXIST)
             return sop_report(SOP_KEYEXIST, "store '%s': key exists", s->ts->def->name);

@@ -623,6 +623,10 @@ int merge_build(sop_txn *t, sop_txn **out)
             rc = txn_open_store(m, name, &o, &ms[i]);
             if (rc == SOP_STORE_INCOMPATIBLE)
                 rc = conflict(name, "created concurrently with a different configuration");
+            /* reads of a store created here are not noted one by one: they
+             * hold only if a concurrent creator left it empty */
+            if (rc == SOP_OK && ts->read_created && ms[i]->ts->base_count)
+                rc = conflict(name, "created concurrently, with items this transaction's reads did not see");
         } else if (!cat_find_id(m->cat, ts->def->id)) {
             rc = conflict(name, "removed by a concurrent transaction");
         } else if (ts->obs.err) {

@@ -253,6 +253,24 @@ TEST(concurrent_first_inserts_and_creations)
     sop_store_count(s, &n);
     CHECK(n == 2);
     sop_txn_abort(t);
+
+    /* two creators of one store, one of them reads it (finds a key absent):
+     * the other's items would change that read */
+    for (int empty = 0; empty <= 1; empty++) {
+        const char *name = empty ? "fresh3" : "fresh2";
+        CHECK_RC(sop_txn_begin(env, SOP_TXN_WRITE, 0, &t1), SOP_OK);
+        CHECK_RC(sop_txn_begin(env, SOP_TXN_WRITE, 0, &t2), SOP_OK);
+        CHECK_RC(sop_store_open(t1, name, &o, &s1), SOP_OK);
+        CHECK_RC(sop_store_open(t2, name, &o, &s2), SOP_OK);
+        sop_val got;
+        CHECK_RC(sop_get(s2, &ka, NULL, &got, NULL), SOP_NOTFOUND);
+        CHECK_RC(sop_add(s2, &kb2, NULL, &v, NULL), SOP_OK);
+        if (!empty)
+            CHECK_RC(sop_add(s1, &ka, NULL, &v, NULL), SOP_OK);
+        CHECK_RC(sop_txn_commit(t1), SOP_OK);
+        /* an empty concurrent creation leaves the read true */
+        CHECK_RC(sop_txn_commit(t2), empty ? SOP_OK : SOP_CONFLICT);
+    }
     teardown();
 }
 
