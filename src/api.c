@@ -281,8 +281,8 @@ static int add_common(sop_store *s, const sop_val *key, const sop_val *doc, cons
         unsigned char found[16];
         int own = s->ts->written; /* the check reads the state before this insert */
         rc = insert_new(s, key, doc, value, id_out, 1, found);
-        /* (in a store created here the merge's unique-key check covers it) */
-        if ((rc == SOP_OK || rc == SOP_KEYEXIST) && !s->ts->created)
+        /* (in a unique store created here the merge's key check covers it) */
+        if ((rc == SOP_OK || rc == SOP_KEYEXIST) && !(s->ts->created && s->ts->def->unique))
             obs_key(s, key, rc == SOP_KEYEXIST, found, own);
         if (rc == SOP_KEYEXIST)
             return sop_report(SOP_KEYEXIST, "store '%s': key exists", s->ts->def->name);

@@ -271,6 +271,17 @@ TEST(concurrent_first_inserts_and_creations)
         /* an empty concurrent creation leaves the read true */
         CHECK_RC(sop_txn_commit(t2), empty ? SOP_OK : SOP_CONFLICT);
     }
+    /* add_if_absent in a duplicates store both create: the other's item
+     * with that key makes it a conflict */
+    o.is_unique = 0;
+    CHECK_RC(sop_txn_begin(env, SOP_TXN_WRITE, 0, &t1), SOP_OK);
+    CHECK_RC(sop_txn_begin(env, SOP_TXN_WRITE, 0, &t2), SOP_OK);
+    CHECK_RC(sop_store_open(t1, "dups", &o, &s1), SOP_OK);
+    CHECK_RC(sop_store_open(t2, "dups", &o, &s2), SOP_OK);
+    CHECK_RC(sop_add(s1, &ka, NULL, &v, NULL), SOP_OK);
+    CHECK_RC(sop_add_if_absent(s2, &ka, NULL, &v, NULL), SOP_OK);
+    CHECK_RC(sop_txn_commit(t1), SOP_OK);
+    CHECK_RC(sop_txn_commit(t2), SOP_CONFLICT);
     teardown();
 }
 
