@@ -5,8 +5,11 @@
  * replace's second step reads what its first step wrote (k is absent), so
  * an unrelated insert must not fail it: every transaction finishes, hardly
  * any is retried (none should be), none gives up, and every key holds the
- * value its last committed replace wrote.  Also run under ThreadSanitizer
- * (label "concurrency").
+ * value its last committed replace wrote.  And the other side: a read after
+ * the transaction's own write, of an item others change, is still validated
+ * (no write skew: withdrawals from the two accounts of a pair that each
+ * read the other account after writing their own).
+ * Also run under ThreadSanitizer (label "concurrency").
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -201,8 +204,165 @@ TEST(replaces_next_to_unrelated_inserts)
         fprintf(stderr, "cleanup failed\n");
 }
 
+/* ------------------------------------ write skew after own writes */
+/* Accounts in pairs (a, a ^ 1) whose sum must stay >= 0.  A withdrawal
+ * reads a, writes a - amount, and only then reads the partner b (a read
+ * after its own write, of an item it does not write) to decide: commit if
+ * the pair stays >= 0, else roll back.  Two withdrawals from the two sides
+ * of one pair write different items; only validating the read of b stops
+ * both from committing (write skew).  Deposits keep the pairs near 0. */
+#define ACCOUNTS 8
+#define START 50
+#define BANKERS 4
+static int ops_per_thread = 300;
+static long net[BANKERS][ACCOUNTS];
+static atomic_int bank_committed, bank_conflicts, skew_seen;
+
+static long balance(sop_store *s, sop_keybuf *kb, int a, int *rc)
+{
+    sop_val k = ikey(kb, a), v;
+    *rc = sop_get(s, &k, NULL, &v, NULL);
+    if (*rc != SOP_OK)
+        return 0;
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.*s", (int)v.size, (const char *)v.data);
+    return atol(buf);
+}
+
+static int set_balance(sop_store *s, sop_keybuf *kb, int a, long bal, int replace)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%ld", bal);
+    sop_val k = ikey(kb, a), v = {strlen(buf), buf};
+    if (!replace)
+        return sop_update(s, &k, NULL, &v);
+    int rc = sop_remove(s, &k);
+    return rc == SOP_OK ? sop_add(s, &k, NULL, &v, NULL) : rc;
+}
+
+static void *banker(void *arg)
+{
+    int me = (int)(uintptr_t)arg;
+    unsigned seed = (unsigned)me * 104729u + 3;
+    sop_keybuf kb;
+    sop_key_init(&kb);
+    for (int n = 0; n < ops_per_thread; n++) {
+        int a = rand_r(&seed) % ACCOUNTS, b = a ^ 1;
+        int deposit = rand_r(&seed) % 3 == 0, replace = rand_r(&seed) % 2;
+        long amount = deposit ? 1 + rand_r(&seed) % 30 : 1 + rand_r(&seed) % 40;
+        for (int attempt = 0; attempt < 1000; attempt++) {
+            sop_txn *t;
+            sop_store *s;
+            int rc = sop_txn_begin(env, SOP_TXN_WRITE, 0, &t);
+            if (rc != SOP_OK) {
+                atomic_fetch_add(&errors, 1);
+                break;
+            }
+            rc = sop_store_open(t, "bank", NULL, &s);
+            long ab = 0, bb = 0, delta = deposit ? amount : -amount;
+            if (rc == SOP_OK)
+                ab = balance(s, &kb, a, &rc);
+            if (rc == SOP_OK)
+                rc = set_balance(s, &kb, a, ab + delta, replace);
+            int keep = 1;
+            if (rc == SOP_OK && !deposit) {
+                struct timespec ts = {0, (long)(rand_r(&seed) % 100) * 1000L};
+                nanosleep(&ts, NULL); /* let others commit in between */
+                bb = balance(s, &kb, b, &rc);
+                if (rc == SOP_OK && ab + bb < 0)
+                    atomic_fetch_add(&skew_seen, 1); /* a snapshot broke the rule */
+                keep = ab + delta + bb >= 0;
+            }
+            if (rc == SOP_OK && keep) {
+                rc = sop_txn_commit(t);
+            } else {
+                sop_txn_abort(t);
+                if (rc == SOP_OK)
+                    break; /* not enough money: done */
+            }
+            if (rc == SOP_OK) {
+                net[me][a] += delta;
+                atomic_fetch_add(&bank_committed, 1);
+                break;
+            }
+            if (rc != SOP_CONFLICT) {
+                fprintf(stderr, "banker: %s\n", sop_errmsg());
+                atomic_fetch_add(&errors, 1);
+                break;
+            }
+            atomic_fetch_add(&bank_conflicts, 1);
+        }
+    }
+    sop_key_free(&kb);
+    return NULL;
+}
+
+TEST(no_write_skew_through_reads_after_own_writes)
+{
+    if (getenv("SOP_SANITIZER"))
+        ops_per_thread = 80;
+    atomic_store(&errors, 0);
+    snprintf(dir, sizeof dir, "/tmp/sop_ownb_XXXXXX");
+    REQUIRE(mkdtemp(dir));
+    sop_env_options eo = {.cache_bytes = 0, .flags = SOP_ENV_NOSYNC, .log_file_bytes = 0};
+    CHECK_RC(sop_env_open(dir, &eo, &env), SOP_OK);
+    REQUIRE(env);
+    sop_keybuf kb;
+    sop_key_init(&kb);
+    sop_txn *t;
+    sop_store *s;
+    sop_store_options o;
+    memset(&o, 0, sizeof o);
+    o.slot_length = 4; /* several leaves */
+    o.is_unique = 1;
+    CHECK_RC(sop_txn_begin(env, SOP_TXN_WRITE, 0, &t), SOP_OK);
+    CHECK_RC(sop_store_open(t, "bank", &o, &s), SOP_OK);
+    char start[16];
+    snprintf(start, sizeof start, "%d", START);
+    for (int a = 0; a < ACCOUNTS; a++) {
+        sop_val k = ikey(&kb, a), v = {strlen(start), start};
+        CHECK_RC(sop_add(s, &k, NULL, &v, NULL), SOP_OK);
+    }
+    CHECK_RC(sop_txn_commit(t), SOP_OK);
+    pthread_t th[BANKERS];
+    for (int i = 0; i < BANKERS; i++)
+        pthread_create(&th[i], NULL, banker, (void *)(uintptr_t)i);
+    for (int i = 0; i < BANKERS; i++)
+        pthread_join(th[i], NULL);
+    fprintf(stderr, "%d committed, %d conflicts retried, %d snapshots with a broken pair\n",
+            atomic_load(&bank_committed), atomic_load(&bank_conflicts), atomic_load(&skew_seen));
+    CHECK(atomic_load(&errors) == 0);
+    CHECK(atomic_load(&skew_seen) == 0);
+    CHECK(atomic_load(&bank_committed) > 0);
+    CHECK_RC(sop_txn_begin(env, SOP_TXN_READ, 0, &t), SOP_OK);
+    CHECK_RC(sop_store_open(t, "bank", NULL, &s), SOP_OK);
+    long bal[ACCOUNTS];
+    for (int a = 0; a < ACCOUNTS; a++) {
+        int rc;
+        long want = START;
+        for (int i = 0; i < BANKERS; i++)
+            want += net[i][a];
+        bal[a] = balance(s, &kb, a, &rc);
+        CHECK(rc == SOP_OK && bal[a] == want);
+    }
+    for (int a = 0; a < ACCOUNTS; a += 2)
+        CHECK(bal[a] + bal[a + 1] >= 0);
+    uint64_t n = 0;
+    CHECK_RC(sop_store_count(s, &n), SOP_OK);
+    CHECK(n == ACCOUNTS);
+    sop_txn_abort(t);
+    CHECK_RC(sop_env_check(env, NULL), SOP_OK);
+    CHECK_RC(sop_env_close(env), SOP_OK);
+    sop_key_free(&kb);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup failed\n");
+}
+
 int main(void)
 {
     RUN(replaces_next_to_unrelated_inserts);
+    RUN(no_write_skew_through_reads_after_own_writes);
     TEST_EXIT();
 }
