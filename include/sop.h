@@ -276,7 +276,8 @@ typedef struct sop_store_options {
 typedef struct sop_store_info {
     const char *name;
     sop_store_options options;
-    uint64_t count;           /* items, including this transaction's changes */
+    uint64_t count;           /* items, including this transaction's changes; not
+                                 noted as a read (see sop_store_count) */
 } sop_store_info;
 
 /**
@@ -294,6 +295,11 @@ typedef struct sop_store_info {
 SOP_API int sop_store_open(sop_txn *txn, const char *name, const sop_store_options *create,
                            sop_store **store);
 SOP_API int sop_store_get_info(sop_store *store, sop_store_info *info);
+/** Items in the store, including this transaction's changes.  In a write
+ *  transaction this is a read that commit re-checks: if the store's count
+ *  changed since the snapshot (a concurrent commit added or removed items),
+ *  commit fails with SOP_CONFLICT, so two transactions that both saw a count
+ *  and then wrote cannot both commit. */
 SOP_API int sop_store_count(sop_store *store, uint64_t *count);
 
 /* Item operations.  key: encoded key (1..SOP_MAX_KEY bytes).  key_doc may be

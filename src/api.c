@@ -128,10 +128,29 @@ static void changed(sop_store *s, int64_t delta)
 /* ------------------------------------------------------ observations
  * A writing transaction notes what it read, item by item, so that if one
  * of its stores changes before it commits, merge.c can re-check exactly
- * those reads on the new state (see merge.h for the record layout). */
-static int observing(const sop_store *s)
+ * those reads on the new state (see merge.h for the record layout).  A read
+ * made after the transaction wrote to the store carries OBS_OWN: it may have
+ * been answered by the transaction's own writes, so merge.c checks that no
+ * concurrent commit changed the stretch of items it covered instead of
+ * running it again on a state without those writes. */
+static int observing(sop_store *s)
 {
-    return s->txn->mode == SOP_TXN_WRITE && !s->ts->created;
+    if (s->txn->mode != SOP_TXN_WRITE)
+        return 0;
+    if (s->ts->created) {
+        /* a store this transaction created: reads are not noted one by one;
+         * merge.c fails the commit if another transaction created the store
+         * concurrently and put items in it */
+        s->ts->read_created = 1;
+        return 0;
+    }
+    return 1;
+}
+
+/* the record's type byte: OBS_OWN once the transaction wrote the store */
+static unsigned obs_type(const sop_store *s, int type)
+{
+    return (unsigned)type | (s->ts->written ? OBS_OWN : 0u);
 }
 
 static void obs_bytes(sbuf *b, const void *p, size_t n)
@@ -152,12 +171,13 @@ static void obs_position(sbuf *b, const btree_cursor *bc)
     }
 }
 
-static void obs_key(sop_store *s, const sop_val *key, int found, const unsigned char *id)
+/* own: whether the transaction had written the store before this read */
+static void obs_key(sop_store *s, const sop_val *key, int found, const unsigned char *id, int own)
 {
     if (!observing(s))
         return;
     sbuf *b = &s->ts->obs;
-    sbuf_u8(b, OBS_KEY);
+    sbuf_u8(b, OBS_KEY | (own ? OBS_OWN : 0u));
     obs_bytes(b, key->data, key->size);
     sbuf_u8(b, (unsigned)found);
     if (found)
@@ -169,7 +189,7 @@ static void obs_item(sop_store *s, const node_item *it, int with_value)
     if (!observing(s))
         return;
     sbuf *b = &s->ts->obs;
-    sbuf_u8(b, OBS_ITEM);
+    sbuf_u8(b, obs_type(s, OBS_ITEM));
     obs_bytes(b, it->key, it->klen);
     sbuf_put(b, it->id, 16);
     sbuf_u8(b, (unsigned)with_value);
@@ -184,7 +204,7 @@ static void obs_seek(sop_store *s, int type, const sop_val *key, const unsigned 
     if (!observing(s))
         return;
     sbuf *b = &s->ts->obs;
-    sbuf_u8(b, (unsigned)type);
+    sbuf_u8(b, obs_type(s, type));
     if (type == OBS_SEEK) {
         obs_bytes(b, key->data, key->size);
         sbuf_u8(b, id != NULL);
@@ -201,10 +221,18 @@ static void obs_step(sop_store *s, int type, const unsigned char *fkey, size_t f
     if (!observing(s))
         return;
     sbuf *b = &s->ts->obs;
-    sbuf_u8(b, (unsigned)type);
+    sbuf_u8(b, obs_type(s, type));
     obs_bytes(b, fkey, fklen);
     sbuf_put(b, fid, 16);
     obs_position(b, bc);
+}
+
+/* the store's item count was read: at commit on a changed store, the count
+ * must be what this snapshot had (merge.c); noted once, not as a record */
+static void obs_count(sop_store *s)
+{
+    if (s->txn->mode == SOP_TXN_WRITE)
+        s->ts->counted = 1;
 }
 
 /* ---------------------------------------------------------- item ops */
@@ -251,9 +279,11 @@ static int add_common(sop_store *s, const sop_val *key, const sop_val *doc, cons
     if (if_absent || s->ts->def->unique) {
         /* the existence check rides on the insert's own descent */
         unsigned char found[16];
+        int own = s->ts->written; /* the check reads the state before this insert */
         rc = insert_new(s, key, doc, value, id_out, 1, found);
-        if (rc == SOP_OK || rc == SOP_KEYEXIST)
-            obs_key(s, key, rc == SOP_KEYEXIST, found);
+        /* (in a unique store created here the merge's key check covers it) */
+        if ((rc == SOP_OK || rc == SOP_KEYEXIST) && !(s->ts->created && s->ts->def->unique))
+            obs_key(s, key, rc == SOP_KEYEXIST, found, own);
         if (rc == SOP_KEYEXIST)
             return sop_report(SOP_KEYEXIST, "store '%s': key exists", s->ts->def->name);
         return done_write(s, rc);
@@ -346,7 +376,7 @@ static int seek_first(sop_store *s, const sop_val *key)
     if (rc == SOP_OK && !key_eq)
         rc = SOP_NOTFOUND;
     if (rc == SOP_OK || rc == SOP_NOTFOUND)
-        obs_key(s, key, rc == SOP_OK, s->cur.id);
+        obs_key(s, key, rc == SOP_OK, s->cur.id, s->ts->written);
     if (rc == SOP_NOTFOUND)
         sop_report(SOP_NOTFOUND, "store '%s': key not found", s->ts->def->name);
     return rc;
@@ -760,6 +790,8 @@ int sop_store_get_info(sop_store *s, sop_store_info *info)
     info->options.description = d->description;
     info->options.index_spec = (sop_val){d->index_spec_len, d->index_spec};
     info->options.metadata = (sop_val){d->metadata_len, d->metadata};
+    /* not noted as a read (bindings call this for the options alone):
+     * sop_store_count is the serializable count */
     info->count = (uint64_t)((int64_t)s->ts->base_count + s->ts->delta);
     return SOP_OK;
 }
@@ -767,8 +799,10 @@ int sop_store_get_info(sop_store *s, sop_store_info *info)
 int sop_store_count(sop_store *s, uint64_t *count)
 {
     int rc = live_store(s);
-    if (rc == SOP_OK)
+    if (rc == SOP_OK) {
         *count = (uint64_t)((int64_t)s->ts->base_count + s->ts->delta);
+        obs_count(s);
+    }
     return rc;
 }
 

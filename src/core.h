@@ -104,6 +104,8 @@ struct txn_store {
     int created;      /* created in this transaction */
     int written;
     int dropped;      /* removed in this transaction */
+    int counted;      /* the item count was read (a write transaction): merge.c re-checks it */
+    int read_created; /* created here and read (not noted one by one): see merge.c */
     int64_t delta;    /* count change */
     uint64_t base_count;
     btree bt;

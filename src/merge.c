@@ -97,15 +97,185 @@ static int step_from(btree_cursor *c, const unsigned char *k, size_t kl, const u
     return rc == SOP_NOTFOUND ? SOP_OK : rc;
 }
 
-static int check_reads(sop_store *ms, const sbuf *obs, const char *name)
+/* ------------------------------------ reads answered by own writes */
+/* One end of a stretch of items.  set 0: the store's start / end.  id NULL:
+ * as a lower end the smallest id of key k, as an upper end any id of k. */
+typedef struct bound {
+    int set;
+    const unsigned char *k, *id;
+    size_t kl;
+} bound;
+
+/* a recorded position ("pos" in merge.h) as a bound (unset: not found) */
+static void rd_bound(rd *r, bound *b)
+{
+    memset(b, 0, sizeof *b);
+    if (!rd_u8(r))
+        return;
+    b->k = rd_key(r, &b->kl);
+    b->id = rd_take(r, 16);
+    b->set = 1;
+}
+
+static int seek_lo(btree_cursor *c, const bound *lo, int incl)
+{
+    int rc, exact = 0;
+    if (!lo->set) {
+        rc = btree_first(c);
+    } else {
+        rc = btree_seek(c, lo->k, lo->kl, lo->id, NULL, &exact);
+        if (rc == SOP_OK && exact && !incl)
+            rc = btree_next(c);
+    }
+    return rc == SOP_NOTFOUND ? SOP_OK : rc;
+}
+
+static int below_hi(const btree_cursor *c, const bound *hi, int incl)
+{
+    if (!c->positioned)
+        return 0;
+    if (!hi->set)
+        return 1;
+    int cmp = hi->id ? node_cmp(c->key, c->klen, c->id, hi->k, hi->kl, hi->id)
+                     : node_key_cmp(c->key, c->klen, hi->k, hi->kl);
+    return incl ? cmp <= 0 : cmp < 0;
+}
+
+/* Do the snapshot (a) and the newest state (b) hold the same items between
+ * lo and hi?  with_value >= 0: also the same content (merge_item_hash). */
+static int same_stretch(btree_cursor *a, btree_cursor *b, const bound *lo, int lo_incl, const bound *hi,
+                        int hi_incl, int with_value, int *ok)
+{
+    int rc = seek_lo(a, lo, lo_incl);
+    if (rc == SOP_OK)
+        rc = seek_lo(b, lo, lo_incl);
+    while (rc == SOP_OK) {
+        int ia = below_hi(a, hi, hi_incl), ib = below_hi(b, hi, hi_incl);
+        if (!ia || !ib) {
+            *ok = ia == ib;
+            return SOP_OK;
+        }
+        if (a->klen != b->klen || memcmp(a->key, b->key, a->klen) || memcmp(a->id, b->id, 16)) {
+            *ok = 0;
+            return SOP_OK;
+        }
+        if (with_value >= 0) {
+            node_item x, y;
+            if ((rc = btree_current(a, &x)) != SOP_OK)
+                break;
+            uint64_t hx = merge_item_hash(&x, with_value);
+            if ((rc = btree_current(b, &y)) != SOP_OK)
+                break;
+            if (hx != merge_item_hash(&y, with_value)) {
+                *ok = 0;
+                return SOP_OK;
+            }
+        }
+        rc = btree_next(a);
+        if (rc == SOP_NOTFOUND)
+            rc = SOP_OK;
+        if (rc == SOP_OK && (rc = btree_next(b)) == SOP_NOTFOUND)
+            rc = SOP_OK;
+    }
+    return rc;
+}
+
+/* An OBS_OWN record (merge.h): the stretch of items the read covered must be
+ * the same in the snapshot (cursor a) and the newest state (cursor b). */
+static int check_own(rd *r, unsigned type, btree_cursor *a, btree_cursor *b, int *ok)
+{
+    bound lo, hi, at;
+    memset(&lo, 0, sizeof lo);
+    memset(&hi, 0, sizeof hi);
+    int lo_incl = 1, hi_incl = 1, with_value = -1;
+    switch (type) {
+    case OBS_KEY: /* items of key k up to the one found, or all of them */
+        lo.set = hi.set = 1;
+        lo.k = hi.k = rd_key(r, &lo.kl);
+        hi.kl = lo.kl;
+        if (rd_u8(r))
+            hi.id = rd_take(r, 16);
+        break;
+    case OBS_SEEK: /* from (k, id) up to where it landed */
+        lo.set = 1;
+        lo.k = rd_key(r, &lo.kl);
+        if (rd_u8(r))
+            lo.id = rd_take(r, 16);
+        rd_bound(r, &hi);
+        break;
+    case OBS_FIRST:
+        rd_bound(r, &hi);
+        break;
+    case OBS_LAST:
+        rd_bound(r, &lo);
+        break;
+    case OBS_NEXT: /* after (k, id) up to where it landed */
+        lo.set = 1;
+        lo.k = rd_key(r, &lo.kl);
+        lo.id = rd_take(r, 16);
+        lo_incl = 0;
+        rd_bound(r, &hi);
+        break;
+    case OBS_PREV: /* from where it landed up to before (k, id) */
+        rd_bound(r, &lo);
+        hi.set = 1;
+        hi.k = rd_key(r, &hi.kl);
+        hi.id = rd_take(r, 16);
+        hi_incl = 0;
+        break;
+    case OBS_ITEM: /* the item itself, content included */
+        at.set = 1;
+        at.k = rd_key(r, &at.kl);
+        at.id = rd_take(r, 16);
+        with_value = (int)rd_u8(r);
+        rd_take(r, 8); /* the hash of what the transaction saw: maybe its own write */
+        lo = hi = at;
+        break;
+    default:
+        r->bad = 1;
+    }
+    if (r->bad)
+        return SOP_OK;
+    return same_stretch(a, b, &lo, lo_incl, &hi, hi_incl, with_value, ok);
+}
+
+/* The snapshot as a read-only transaction (for OBS_OWN records). */
+static sop_txn *snapshot_view(sop_txn *t)
+{
+    sop_txn *v = txn_new_merge(t->env);
+    if (!v)
+        return NULL;
+    cat_unref(v->cat);
+    v->cat = t->cat;
+    cat_ref(v->cat);
+    v->snap = t->snap;
+    return v;
+}
+
+/* ms: the store on the newest state; *view: the snapshot, opened on the
+ * first OBS_OWN record. */
+static int check_reads(sop_txn *t, sop_store *ms, const sbuf *obs, const char *name, sop_txn **view)
 {
     btree_cursor *c = &ms->cur;
+    sop_store *vs = NULL;
     rd r = {obs->p, obs->p + obs->len, 0};
     int rc = SOP_OK, ok = 1;
     while (ok && rc == SOP_OK && r.p < r.end && !r.bad) {
         unsigned type = rd_u8(&r);
         size_t kl;
         const unsigned char *k, *id;
+        if (type & OBS_OWN) {
+            if (!vs) {
+                if (!*view && !(*view = snapshot_view(t))) {
+                    rc = sop_report(SOP_NOMEM, "merge");
+                    break;
+                }
+                if ((rc = txn_open_store(*view, name, NULL, &vs)) != SOP_OK)
+                    break;
+            }
+            rc = check_own(&r, type & ~OBS_OWN, &vs->cur, c, &ok);
+            continue;
+        }
         switch (type) {
         case OBS_KEY: {
             k = rd_key(&r, &kl);
@@ -441,6 +611,7 @@ int merge_build(sop_txn *t, sop_txn **out)
         txn_free_merge(m);
         return sop_report(SOP_NOMEM, "merge");
     }
+    sop_txn *view = NULL; /* the snapshot, for reads answered by own writes */
     size_t i = 0;
     for (txn_store *ts = t->stores; ts && rc == SOP_OK; ts = ts->next, i++) {
         const char *name = ts->def->name;
@@ -452,14 +623,21 @@ int merge_build(sop_txn *t, sop_txn **out)
             rc = txn_open_store(m, name, &o, &ms[i]);
             if (rc == SOP_STORE_INCOMPATIBLE)
                 rc = conflict(name, "created concurrently with a different configuration");
+            /* reads of a store created here are not noted one by one: they
+             * hold only if a concurrent creator left it empty */
+            if (rc == SOP_OK && ts->read_created && ms[i]->ts->base_count)
+                rc = conflict(name, "created concurrently, with items this transaction's reads did not see");
         } else if (!cat_find_id(m->cat, ts->def->id)) {
             rc = conflict(name, "removed by a concurrent transaction");
         } else if (ts->obs.err) {
             rc = conflict(name, "out of memory while noting reads; retry");
         } else if ((rc = txn_open_store(m, name, NULL, &ms[i])) == SOP_OK) {
-            rc = check_reads(ms[i], &ts->obs, name);
+            rc = check_reads(t, ms[i], &ts->obs, name, &view);
         }
+        if (rc == SOP_OK && ts->counted && ms[i]->ts->base_count != ts->base_count)
+            rc = conflict(name, "the item count this transaction read was changed by a concurrent commit");
     }
+    txn_free_merge(view);
     if (rc == SOP_OK) {
         /* the new values travel with the merge */
         lidtab_free(&m->vals);

@@ -11,6 +11,19 @@
  *   OBS_NEXT  key, id, pos            the item after (key, id)
  *   OBS_PREV  key, id, pos            the item before (key, id)
  *   OBS_ITEM  key, id, u8 with_value, u64 hash   the item exists with this content
+ *
+ * A type byte with OBS_OWN set marks a read made after the transaction had
+ * written the store: its answer may come from the transaction's own writes,
+ * which the newest state does not have yet.  Such a read is not run again;
+ * merge.c checks instead that the stretch of items it covered (e.g. for
+ * OBS_NEXT: after (key, id) up to and including where it landed) holds the
+ * same items (key, id; for OBS_ITEM also the content) in the snapshot and
+ * in the newest state.  Then the read gives the same answer after the
+ * transaction's own writes are replayed there.
+ *
+ * The item count (sop_store_count) is no record: txn_store.counted is set,
+ * and the newest count must equal the snapshot's (the transaction's own
+ * changes add the same delta to both).
  */
 #ifndef SOP_MERGE_H
 #define SOP_MERGE_H
@@ -22,6 +35,7 @@
 #define OBS_NEXT 5
 #define OBS_PREV 6
 #define OBS_ITEM 7
+#define OBS_OWN 0x80 /* flag on the type byte */
 
 #include "node.h"
 
