@@ -1,6 +1,7 @@
 """Several processes on one Standalone database folder, no Redis: the
 cookbook's swarm section with its option A, changed only to use
-multiprocessing instead of threads, ends with every item present."""
+multiprocessing instead of threads, ends with every item present.
+SOP_SOAK=1: ten times the items per process."""
 
 import multiprocessing
 import random
@@ -8,6 +9,7 @@ import time
 
 import pytest
 
+from conftest import soak_scale
 from sop import Context, Database, DatabaseOptions, DatabaseType, Item
 
 
@@ -41,7 +43,8 @@ def test_swarm_with_processes(tmp_path):
         btree = db.new_btree(ctx, "concurrent_tree", t)
         btree.add(ctx, Item(key=-1, value="Root Seed"))
     mp = multiprocessing.get_context("spawn")
-    procs = [mp.Process(target=worker, args=(folder, i, 100)) for i in range(5)]
+    per_proc = soak_scale(100)
+    procs = [mp.Process(target=worker, args=(folder, i, per_proc)) for i in range(5)]
     for p in procs:
         p.start()
     for p in procs:
@@ -49,6 +52,6 @@ def test_swarm_with_processes(tmp_path):
         assert p.exitcode == 0
     with db.begin_transaction(ctx) as t:
         btree = db.open_btree(ctx, "concurrent_tree", t)
-        assert btree.count() == 501
-        for key in range(-1, 500):
+        assert btree.count() == 5 * per_proc + 1
+        for key in range(-1, 5 * per_proc):
             assert btree.find(ctx, key)
