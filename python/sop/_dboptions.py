@@ -22,7 +22,7 @@ import os
 import uuid
 import zlib
 from enum import Enum
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, NoReturn, Optional
 
 from . import _sop
 from .transaction import DatabaseOptions, DatabaseType, ErasureCodingConfig, RedisCacheConfig
@@ -33,7 +33,7 @@ VERSION = 1
 _MAX_FILE = 1 << 20  # an options file is a few hundred bytes
 
 
-def _invalid(msg: str) -> None:
+def _invalid(msg: str) -> NoReturn:
     _sop.raise_error(_sop.SOP_INVALID, msg)
 
 
@@ -120,9 +120,8 @@ def folders_of(o: DatabaseOptions) -> List[str]:
     f = o.stores_folders
     if f is None:
         return []
-    if isinstance(f, (str, bytes, os.PathLike)):
-        f = [f]
-    return [folder_path(p, f"stores_folders[{i}]") for i, p in enumerate(f)]
+    seq: List[Any] = [f] if isinstance(f, (str, bytes, os.PathLike)) else list(f)
+    return [folder_path(p, f"stores_folders[{i}]") for i, p in enumerate(seq)]
 
 
 # ---- the file --------------------------------------------------------------
@@ -158,7 +157,7 @@ def encode(o: DatabaseOptions, folders: List[str]) -> bytes:
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
-def _corrupt(path: str, why: str) -> None:
+def _corrupt(path: str, why: str) -> NoReturn:
     _sop.raise_error(_sop.SOP_CORRUPT, f"database options file {path!r} is damaged: {why} "
                                        "(remove it and run Database.setup again)")
 
@@ -218,7 +217,7 @@ def decode(data: bytes, path: str) -> DatabaseOptions:
         _corrupt(path, f"not JSON ({e})")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         _corrupt(path, "not a sop database options file")
-    v = doc.get("version")
+    v: Any = doc.get("version")
     if not _is_int(v) or v < 1:
         _corrupt(path, f"bad version {v!r}")
     if v > VERSION:
@@ -233,7 +232,7 @@ def decode(data: bytes, path: str) -> DatabaseOptions:
     return _from_dict(opts, path)
 
 
-def _io_error(what: str, path: str, e: OSError) -> None:
+def _io_error(what: str, path: str, e: OSError) -> NoReturn:
     try:
         _sop.raise_error(_sop.SOP_IOERR, f"{what} {path!r}: {e.strerror or e}")
     except _sop.Error as exc:

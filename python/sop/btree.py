@@ -104,7 +104,7 @@ class IndexFieldSpecification:
 
 @dataclass
 class IndexSpecification:
-    index_fields: List[IndexFieldSpecification] = None  # a tuple works too
+    index_fields: Optional[List[IndexFieldSpecification]] = None  # a tuple works too
 
 
 @dataclass
@@ -127,10 +127,10 @@ class BtreeOptions:
     is_value_data_globally_cached: bool = False
     index_specification: str = ""
     transaction_id: str = NIL_UUID
-    cache_config: CacheConfig = None
+    cache_config: Optional[CacheConfig] = None
     is_primitive_key: bool = True
     leaf_load_balancing: bool = False
-    relations: List[Relation] = None
+    relations: Optional[List[Relation]] = None
 
     def set_index_specification(self, spec: IndexSpecification) -> None:
         """Store spec as JSON (no-op when spec is falsy)."""
@@ -160,7 +160,7 @@ class Item(Generic[TK, TV]):
     """One B-tree item; id is the canonical UUID text of the item id."""
 
     key: TK
-    value: TV = None
+    value: Optional[TV] = None
     id: str = NIL_UUID
 
 

@@ -18,7 +18,7 @@ import threading
 import uuid
 from dataclasses import asdict, fields
 from enum import Enum
-from typing import Any, Dict, Optional
+from typing import Any, Dict, NoReturn, Optional
 
 from . import _dboptions, _sop
 from .btree import Btree, BtreeOptions, IndexSpecification, _create_options
@@ -73,7 +73,7 @@ def _close_all() -> None:
         env.close()
 
 
-def _bad_option(msg: str) -> None:
+def _bad_option(msg: str) -> NoReturn:
     _sop.raise_error(_sop.SOP_INVALID, msg)
 
 
@@ -83,7 +83,7 @@ def _standalone_folder(options: Optional[DatabaseOptions]) -> str:
     if options is None:
         _bad_option("a DatabaseOptions with stores_folders is required")
     _dboptions.check_options(options)
-    t = options.type
+    t: Any = options.type
     t = t.value if isinstance(t, Enum) else t
     if t not in (DatabaseType.Standalone.value, None):
         _bad_option("clustered mode (DatabaseType.Clustered) is not available in this build; "
@@ -125,7 +125,7 @@ class Database:
     those are used (``options`` shows them after the first use).
     """
 
-    def __init__(self, options: Any = None, *, storage_path: Optional[str] = None,
+    def __init__(self, options: Any = None, *, storage_path: Any = None,
                  **option_fields: Any):
         if options is not None and not isinstance(options, DatabaseOptions) \
                 and hasattr(options, "error"):
@@ -158,6 +158,7 @@ class Database:
         with self._lock:
             if self._env is None or self._env.closed:
                 folder = _standalone_folder(self.options)
+                assert self.options is not None  # checked by _standalone_folder
                 _dboptions.make_folder(folder)
                 options = _with_saved(self.options, folder)
                 if options is not self.options:
@@ -190,6 +191,9 @@ class Database:
             return options
         if saved is None:  # another setup won the race
             saved = _dboptions.read(folder)
+            if saved is None:
+                _sop.raise_error(_sop.SOP_IOERR, f"the options file in {folder!r} vanished "
+                                                 "while it was being set up")
         saved.stores_folders = [folder]
         for f in fields(DatabaseOptions):
             setattr(options, f.name, getattr(saved, f.name))

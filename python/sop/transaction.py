@@ -11,7 +11,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Literal, Optional
 
 from . import _sop
 from ._sop import InvalidTransactionStateError, TransactionError
@@ -188,7 +188,7 @@ class Transaction:
         self.begin()
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         if exc_type is not None:
             if not self._completed:
                 try:

@@ -410,6 +410,19 @@ def test_mypy_sees_the_error_classes(tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
 
 
+def test_mypy_checks_the_package_clean(tmp_path):
+    """The package's annotations agree with the stub (a type error in them
+    would surface in users' type checks of the calls they make)."""
+    pytest.importorskip("mypy")
+    env = dict(os.environ)
+    env["MYPYPATH"] = os.path.dirname(os.path.dirname(sop.__file__))
+    res = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental",
+                          "--cache-dir", str(tmp_path / "cache"), "-p", "sop"],
+                         capture_output=True, text=True, env=env, cwd=str(tmp_path),
+                         timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
 # ---- soak knob, set-up, demo -------------------------------------------------------
 
 def test_soak_knob_scales_the_long_tests(monkeypatch):
