@@ -141,6 +141,7 @@ def test_setup_keeps_existing_options(db_path, ctx):
     assert sop.Database.get_options(ctx, db_path).registry_hash_mod == 300
 
 
+@pytest.mark.concurrency
 def test_concurrent_setups_one_file(db_path, ctx):
     results, errors = [], []
 
