@@ -371,6 +371,15 @@ def test_timeout_message_says_it_once(db, ctx):
     assert msg.count("exceeded its max_time") == 1, msg
 
 
+def test_ended_transaction_message(db, ctx):
+    t = db.begin_transaction(ctx)
+    s = db.new_btree(ctx, "s", t)
+    t.commit()
+    with pytest.raises(sop.InvalidTransactionStateError) as ei:
+        s.add(ctx, 1, 1)
+    assert str(ei.value) == "transaction has already ended: it was committed or rolled back"
+
+
 # ---- type checkers -------------------------------------------------------------
 
 def test_error_classes_are_named_in_the_package():
