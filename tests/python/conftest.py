@@ -22,6 +22,16 @@ def soak_scale(n: int, factor: int = 10) -> int:
     return n * factor if SOAK else n
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked soak run only with SOP_SOAK=1 (pyproject.toml's marker)."""
+    if SOAK:
+        return
+    skip = pytest.mark.skip(reason="soak test: set SOP_SOAK=1")
+    for item in items:
+        if "soak" in item.keywords:
+            item.add_marker(skip)
+
+
 try:
     from hypothesis import settings as _hyp_settings
 except ImportError:  # hypothesis is installed by scripts/setup.sh; tests skip without it

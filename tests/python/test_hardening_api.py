@@ -445,6 +445,20 @@ def test_soak_knob_scales_the_long_tests(monkeypatch):
     with open(os.path.join(HERE, "test_multiprocess.py")) as f:
         assert "soak_scale(" in f.read()
 
+    class FakeItem:
+        def __init__(self, *marks):
+            self.keywords = dict.fromkeys(marks)
+            self.added = []
+
+        def add_marker(self, m):
+            self.added.append(m)
+
+    for soak in (False, True):
+        monkeypatch.setattr(conftest, "SOAK", soak)
+        items = [FakeItem("soak", "concurrency"), FakeItem("concurrency")]
+        conftest.pytest_collection_modifyitems(None, items)
+        assert [len(i.added) for i in items] == ([0, 0] if soak else [1, 0])
+
 
 def test_setup_script_installs_the_test_tools():
     with open(os.path.join(ROOT, "scripts", "setup.sh")) as f:
