@@ -28,9 +28,10 @@ PAGE_SIZE = 20
 START_BALANCE = 1000
 
 
-def user_key(i):
-    # Zero-padded so that string order is numeric order.
-    return f"user_{i:03d}"
+def user_key(i, n_users):
+    # Zero-padded to the width of the largest number, so that string order
+    # is numeric order.
+    return f"user_{i:0{max(3, len(str(n_users)))}d}"
 
 
 def load(ctx, db, n_users):
@@ -40,8 +41,8 @@ def load(ctx, db, n_users):
         accounts = db.new_btree(ctx, "accounts", t)
         for i in range(1, n_users + 1):
             profile = {"name": f"User {i}", "email": f"user{i}@example.com", "active": i % 7 != 0}
-            users.add(ctx, btree.Item(key=user_key(i), value=json.dumps(profile)))
-            accounts.add(ctx, btree.Item(key=user_key(i), value=json.dumps({"balance": START_BALANCE})))
+            users.add(ctx, btree.Item(key=user_key(i, n_users), value=json.dumps(profile)))
+            accounts.add(ctx, btree.Item(key=user_key(i, n_users), value=json.dumps({"balance": START_BALANCE})))
     print(f"1. added {n_users} users and {n_users} accounts in one transaction")
 
 
@@ -94,14 +95,15 @@ def read_back(ctx, db, n_users):
         print(f"4. stores: users={users.count()} accounts={accounts.count()} logs={logs.count()}")
 
         balances = {}
-        for key in (user_key(1), user_key(2), user_key(3)):
+        for key in (user_key(1, n_users), user_key(2, n_users), user_key(3, n_users)):
             if not accounts.find(ctx, key):
                 errors.append(f"{key} not found")
                 continue
             balances[key] = json.loads(accounts.get_current_item(ctx).value)["balance"]
             print(f"   {key}: balance {balances[key]}")
-        want = {user_key(1): START_BALANCE - 100, user_key(2): START_BALANCE + 100,
-                user_key(3): START_BALANCE}
+        want = {user_key(1, n_users): START_BALANCE - 100,
+                user_key(2, n_users): START_BALANCE + 100,
+                user_key(3, n_users): START_BALANCE}
         if balances != want:
             errors.append(f"balances {balances}, want {want}")
 
@@ -116,11 +118,14 @@ def read_back(ctx, db, n_users):
                 page_no += 1
                 seen.extend(item.key for item in page)
                 first, last = page[0], page[-1]
-                print(f"   users page {page_no}: {len(page)} items, {first.key} .. {last.key} "
-                      f"(first: {json.loads(first.value)['name']})")
+                if page_no <= 5:
+                    print(f"   users page {page_no}: {len(page)} items, {first.key} .. {last.key} "
+                          f"(first: {json.loads(first.value)['name']})")
                 if len(page) < PAGE_SIZE:
                     break
-        if seen != [user_key(i) for i in range(1, n_users + 1)]:
+            if page_no > 5:
+                print(f"   ... {page_no} pages of users in all, {len(seen)} users")
+        if seen != [user_key(i, n_users) for i in range(1, n_users + 1)]:
             errors.append(f"paging returned {len(seen)} users, not {n_users} in order")
 
         log_items = logs.get_items(ctx, sop.PagingInfo(page_size=10)) if logs.first(ctx) else []
@@ -145,8 +150,9 @@ def main(argv=None):
         ctx = sop.Context()
         db = sop.Database(sop.DatabaseOptions(stores_folders=[folder]))
         load(ctx, db, args.users)
-        transfer_funds(ctx, db, user_key(1), user_key(2), 100)
-        failed_transfer(ctx, db, user_key(3), user_key(4), 50)
+        n = args.users
+        transfer_funds(ctx, db, user_key(1, n), user_key(2, n), 100)
+        failed_transfer(ctx, db, user_key(3, n), user_key(4, n), 50)
         errors = read_back(ctx, db, args.users)
     finally:
         if args.keep:

@@ -233,7 +233,8 @@ SOP_API int sop_env_stat(sop_env *env, sop_env_stats *st);
  * ---------------------------------------------------------------------- */
 #define SOP_TXN_NOCHECK 0  /* read-only, no validation at commit */
 #define SOP_TXN_WRITE 1    /* read-write (ForWriting) */
-#define SOP_TXN_READ 2     /* read-only (ForReading) */
+#define SOP_TXN_READ 2     /* read-only (ForReading); like NOCHECK, its snapshot reads need
+                            * no validation at commit */
 
 /**
  * Begin a transaction on a snapshot of the last committed state.

@@ -13,8 +13,8 @@ APT_PACKAGES=(
     libclang-rt-14-dev   # clang's sanitizer runtimes (ASan/UBSan/TSan with clang)
     liblmdb-dev libsqlite3-dev
 )
-PIP_PACKAGES=(scikit-build-core pytest hypothesis lmdb)
-PIP_MODULES=(scikit_build_core pytest hypothesis lmdb)   # import names, same order
+PIP_PACKAGES=(scikit-build-core pytest hypothesis lmdb mypy)
+PIP_MODULES=(scikit_build_core pytest hypothesis lmdb mypy)   # import names, same order
 
 # --- Debian packages --------------------------------------------------------
 missing=()

@@ -51,7 +51,13 @@ static void set_msg(int rc, const char *fmt, va_list ap)
 {
     char detail[900];
     vsnprintf(detail, sizeof detail, fmt, ap);
-    snprintf(last_msg, sizeof last_msg, "%s: %s", sop_strerror(rc), detail);
+    const char *desc = sop_strerror(rc);
+    /* "<description>: <detail>", without saying the description twice when
+     * the detail already starts with it */
+    if (strncmp(detail, desc, strlen(desc)) == 0)
+        snprintf(last_msg, sizeof last_msg, "%s", detail);
+    else
+        snprintf(last_msg, sizeof last_msg, "%s: %s", desc, detail);
 }
 
 int sop_report(int rc, const char *fmt, ...)

@@ -12,7 +12,42 @@ table (sop.ERROR_CLASSES), e.g. sop.ConflictError, sop.StoreNotFoundError.
 """
 
 from . import _sop
-from ._sop import ERROR_CLASSES, BtreeError, Error, TransactionError
+from ._sop import ERROR_CLASSES
+
+# The error classes, named one by one so that type checkers (mypy, pyright)
+# see sop.ConflictError & co. through the stub _sop.pyi; the update below
+# adds any class the engine's table has and this list lacks (a test checks
+# that the list is complete).
+from ._sop import (  # noqa: E402
+    BtreeError as BtreeError,
+    CancelledError as CancelledError,
+    ConflictError as ConflictError,
+    CorruptionError as CorruptionError,
+    DatabaseBusyError as DatabaseBusyError,
+    DatabasePoisonedError as DatabasePoisonedError,
+    DiskFullError as DiskFullError,
+    Error as Error,
+    FormatVersionError as FormatVersionError,
+    InvalidArgumentError as InvalidArgumentError,
+    InvalidStoreNameError as InvalidStoreNameError,
+    InvalidTransactionStateError as InvalidTransactionStateError,
+    KeyChangedError as KeyChangedError,
+    KeyExistsError as KeyExistsError,
+    KeyTooLargeError as KeyTooLargeError,
+    KeyTypeError as KeyTypeError,
+    MisuseError as MisuseError,
+    NoCurrentItemError as NoCurrentItemError,
+    NotFoundError as NotFoundError,
+    OutOfMemoryError as OutOfMemoryError,
+    ReadOnlyTransactionError as ReadOnlyTransactionError,
+    StorageIOError as StorageIOError,
+    StoreIncompatibleError as StoreIncompatibleError,
+    StoreNotFoundError as StoreNotFoundError,
+    TransactionError as TransactionError,
+    TransactionTimeoutError as TransactionTimeoutError,
+    ValueTooLargeError as ValueTooLargeError,
+    ValueTypeError as ValueTypeError,
+)
 
 globals().update(ERROR_CLASSES)
 

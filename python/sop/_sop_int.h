@@ -289,6 +289,6 @@ static inline void sopy_txn_unlock(TxnObject *t)
     } while (0)
 
 /* Message used when a transaction has ended. */
-#define SOPY_ENDED_MSG "the transaction has already been committed or rolled back"
+#define SOPY_ENDED_MSG "it was committed or rolled back"
 
 #endif /* SOP_PY_INT_H */

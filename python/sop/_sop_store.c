@@ -473,8 +473,25 @@ static int add_pair(PyObject *pairs, PyObject *key, PyObject *value)
     return rc;
 }
 
+/* An Item given to a write must carry a valid id: a UUID (str or
+ * uuid.UUID) or None.  The engine assigns the ids of new items, so the id is
+ * only checked, not kept; a bad one is an error rather than silently
+ * replaced. */
+static int check_item_id(PyObject *item)
+{
+    PyObject *id = sopy_item_field(item, 2);
+    if (!id)
+        return -1;
+    sop_id unused;
+    int rc = sopy_parse_id(id, &unused);
+    Py_DECREF(id);
+    return rc;
+}
+
 static int add_item_pair(PyObject *pairs, PyObject *item, int keys_only)
 {
+    if (check_item_id(item) < 0)
+        return -1;
     PyObject *k = sopy_item_field(item, 0);
     PyObject *v = k && !keys_only ? sopy_item_field(item, 1) : NULL;
     int rc = -1;
@@ -497,6 +514,8 @@ static int collect_args(PyObject *key, PyObject *value, int keys_only, PyObject 
     if (!keys_only && value != Py_None) {
         /* (key, value) */
     } else if (sopy_is_item(key)) {
+        if (check_item_id(key) < 0)
+            return -1;
         *key1 = sopy_item_field(key, 0);
         if (!*key1)
             return -1;
@@ -867,7 +886,11 @@ static PyObject *Store_previous(StoreObject *self, PyObject *ctx)
     return navigate(self, ctx, NAV_PREV);
 }
 
-static PyObject *current(StoreObject *self, PyObject *ctx, int with_value)
+/* with_value: 0 key only, 1 key and value.  strict: raise
+ * NoCurrentItemError when the cursor is not on an item (get_current_item)
+ * instead of returning Item(None, None, nil id) as the original's
+ * get_current_key / get_current_value do. */
+static PyObject *current(StoreObject *self, PyObject *ctx, int with_value, int strict)
 {
     if (store_alive(self) < 0 || sopy_check_ctx(ctx) < 0)
         return NULL;
@@ -897,6 +920,9 @@ static PyObject *current(StoreObject *self, PyObject *ctx, int with_value)
     PyObject *res = NULL;
     if (err.rc)
         sopy_raise_err(&err);
+    else if (!have && strict)
+        sopy_raise(SOP_NO_CURSOR, "get_current_item: the cursor is not on an item "
+                                  "(position it with find, first or last)");
     else if (!have)
         res = nil_item();
     else
@@ -907,12 +933,17 @@ static PyObject *current(StoreObject *self, PyObject *ctx, int with_value)
 
 static PyObject *Store_get_current_key(StoreObject *self, PyObject *ctx)
 {
-    return current(self, ctx, 0);
+    return current(self, ctx, 0, 0);
 }
 
 static PyObject *Store_get_current_value(StoreObject *self, PyObject *ctx)
 {
-    return current(self, ctx, 1);
+    return current(self, ctx, 1, 0);
+}
+
+static PyObject *Store_get_current_item(StoreObject *self, PyObject *ctx)
+{
+    return current(self, ctx, 1, 1);
 }
 
 /* ---- paging ------------------------------------------------------------- */
@@ -1400,9 +1431,11 @@ static PyMethodDef Store_methods[] = {
      "get_current_key(ctx) -> Item\n\nItem(key, None, id) at the cursor (key None when "
      "unpositioned)."},
     {"get_current_value", (PyCFunction)Store_get_current_value, METH_O,
-     "get_current_value(ctx) -> Item\n\nItem(key, value, id) at the cursor."},
-    {"get_current_item", (PyCFunction)Store_get_current_value, METH_O,
-     "get_current_item(ctx) -> Item\n\nSame as get_current_value."},
+     "get_current_value(ctx) -> Item\n\nItem(key, value, id) at the cursor (all None "
+     "when unpositioned, like the original)."},
+    {"get_current_item", (PyCFunction)Store_get_current_item, METH_O,
+     "get_current_item(ctx) -> Item\n\nItem(key, value, id) at the cursor; "
+     "NoCurrentItemError when the cursor is not on an item."},
     KWM(get_keys, "get_keys(ctx, paging_info) -> list[Item]\n\nItems without values."),
     KWM(get_items, "get_items(ctx, paging_info) -> list[Item]"),
     KWM(get_values, "get_values(ctx, keys) -> list[Item]\n\nLook up each Item (by id when "

@@ -104,7 +104,7 @@ class IndexFieldSpecification:
 
 @dataclass
 class IndexSpecification:
-    index_fields: List[IndexFieldSpecification] = None  # a tuple works too
+    index_fields: Optional[List[IndexFieldSpecification]] = None  # a tuple works too
 
 
 @dataclass
@@ -127,10 +127,10 @@ class BtreeOptions:
     is_value_data_globally_cached: bool = False
     index_specification: str = ""
     transaction_id: str = NIL_UUID
-    cache_config: CacheConfig = None
+    cache_config: Optional[CacheConfig] = None
     is_primitive_key: bool = True
     leaf_load_balancing: bool = False
-    relations: List[Relation] = None
+    relations: Optional[List[Relation]] = None
 
     def set_index_specification(self, spec: IndexSpecification) -> None:
         """Store spec as JSON (no-op when spec is falsy)."""
@@ -160,7 +160,7 @@ class Item(Generic[TK, TV]):
     """One B-tree item; id is the canonical UUID text of the item id."""
 
     key: TK
-    value: TV = None
+    value: Optional[TV] = None
     id: str = NIL_UUID
 
 
@@ -255,10 +255,42 @@ def _engine_index_spec(o: BtreeOptions) -> bytes:
     return _sop.encode_value(pairs) if pairs else b""
 
 
+_BOOL_FIELDS = ("is_unique", "is_value_data_in_node_segment", "is_value_data_actively_persisted",
+                "is_value_data_globally_cached", "is_primitive_key", "leaf_load_balancing")
+
+
+def _check_options(o: BtreeOptions) -> None:
+    """Type checks of BtreeOptions fields (InvalidArgumentError naming the
+    field) before they reach the engine or json."""
+    def bad(field_: str, want: str) -> None:
+        _bad_spec(f"BtreeOptions.{field_} must be {want}, not {getattr(o, field_)!r}")
+
+    if isinstance(o.slot_length, bool) or not isinstance(o.slot_length, int):
+        bad("slot_length", "an int")
+    for f in _BOOL_FIELDS:
+        v = getattr(o, f)
+        if not isinstance(v, bool) and not (isinstance(v, int) and v in (0, 1)):
+            bad(f, "a bool")
+    if o.description is not None and not isinstance(o.description, str):
+        bad("description", "a str")
+    if o.index_specification is not None and not isinstance(o.index_specification, str):
+        bad("index_specification", "a str (the JSON of an IndexSpecification)")
+    if o.cache_config is not None and not isinstance(o.cache_config, (CacheConfig, dict)):
+        bad("cache_config", "a CacheConfig or None")
+    if o.relations is not None and (not isinstance(o.relations, (list, tuple)) or not all(
+            isinstance(r, (Relation, dict)) for r in o.relations)):
+        bad("relations", "a list of Relation or None")
+
+
 def _create_options(o: BtreeOptions) -> Dict[str, Any]:
     """The dict Txn.open_store() takes to create a store from BtreeOptions."""
+    _check_options(o)
     meta = _jsonable(o)
     meta.pop("transaction_id", None)
+    try:
+        metadata = json.dumps(meta, sort_keys=True)
+    except (TypeError, ValueError) as e:
+        _bad_spec(f"BtreeOptions cannot be kept with the store: {e}")
     return {
         "slot_length": _normalize_slot_length(o.slot_length),
         "is_unique": bool(o.is_unique),
@@ -267,7 +299,7 @@ def _create_options(o: BtreeOptions) -> Dict[str, Any]:
         "is_primitive_key": bool(o.is_primitive_key),
         "description": o.description or "",
         "index_spec": _engine_index_spec(o),
-        "metadata": json.dumps(meta, sort_keys=True),
+        "metadata": metadata,
     }
 
 

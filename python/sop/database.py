@@ -16,11 +16,11 @@ import json
 import os
 import threading
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from enum import Enum
-from typing import Any, Dict, Optional
+from typing import Any, Dict, NoReturn, Optional
 
-from . import _sop
+from . import _dboptions, _sop
 from .btree import Btree, BtreeOptions, IndexSpecification, _create_options
 from .transaction import (
     DatabaseOptions,
@@ -88,15 +88,17 @@ def _close_all() -> None:
         env.close()
 
 
-def _bad_option(msg: str) -> None:
+def _bad_option(msg: str) -> NoReturn:
     _sop.raise_error(_sop.SOP_INVALID, msg)
 
 
 def _standalone_folder(options: Optional[DatabaseOptions]) -> str:
-    """Validate options for this build and return the database folder."""
+    """Validate options for this build and return the database folder
+    (absolute)."""
     if options is None:
         _bad_option("a DatabaseOptions with stores_folders is required")
-    t = options.type
+    _dboptions.check_options(options)
+    t: Any = options.type
     t = t.value if isinstance(t, Enum) else t
     if t not in (DatabaseType.Standalone.value, None):
         _bad_option("clustered mode (DatabaseType.Clustered) is not available in this build; "
@@ -109,36 +111,54 @@ def _standalone_folder(options: Optional[DatabaseOptions]) -> str:
     if options.erasure_config:
         _bad_option("erasure coding (DatabaseOptions.erasure_config) is not available in this "
                     "build")
-    folders = options.stores_folders
-    if isinstance(folders, (str, bytes, os.PathLike)):
-        folders = [folders]
+    folders = _dboptions.folders_of(options)
     if not folders:
         _bad_option("StoresFolders must be provided (DatabaseOptions.stores_folders)")
     if len(folders) > 1:
         _bad_option("replication across several stores_folders is not available in this build; "
                     "give one folder")
-    return os.fspath(folders[0])
+    return folders[0]
+
+
+def _with_saved(options: DatabaseOptions, folder: str) -> DatabaseOptions:
+    """options with the ones Database.setup saved in folder (if any) in
+    place of the given ones; stores_folders is the folder itself."""
+    saved = _dboptions.read(folder)
+    if saved is None:
+        return options
+    saved.stores_folders = [folder]
+    return saved
 
 
 class Database:
     """A database folder.
 
     ``Database(DatabaseOptions(stores_folders=[path]))`` like the original;
-    ``Database(ctx, storage_path=path)`` and ``Database(stores_folders=[...])``
-    work too.  ``id`` becomes a uuid.UUID on first use.
+    ``Database(path)``, ``Database(ctx, storage_path=path)`` and
+    ``Database(stores_folders=[...])`` work too.  ``id`` becomes a uuid.UUID
+    on first use.  If the folder holds options saved by Database.setup,
+    those are used (``options`` shows them after the first use).
     """
 
-    def __init__(self, options: Any = None, *, storage_path: Optional[str] = None,
+    def __init__(self, options: Any = None, *, storage_path: Any = None,
                  **option_fields: Any):
         if options is not None and not isinstance(options, DatabaseOptions) \
                 and hasattr(options, "error"):
             options = None  # Database(ctx, storage_path=...): the ctx is not kept
+        if isinstance(options, (str, bytes, os.PathLike)):
+            if storage_path is not None or "stores_folders" in option_fields:
+                raise TypeError("give the database folder once (a path, storage_path= or "
+                                "stores_folders=)")
+            storage_path, options = options, None  # Database("/path")
         if options is None and (storage_path is not None or option_fields):
             if storage_path is not None:
                 option_fields.setdefault("stores_folders", [storage_path])
             options = DatabaseOptions(**option_fields)
         elif option_fields or storage_path is not None:
             raise TypeError("give either a DatabaseOptions or option keywords, not both")
+        if options is not None and not isinstance(options, DatabaseOptions):
+            raise TypeError("Database() takes a sop.DatabaseOptions or a folder path, not "
+                            f"{type(options).__name__}")
         self.options: Optional[DatabaseOptions] = options
         self.id: Optional[uuid.UUID] = None
         self._env: Optional[_sop.Env] = None
@@ -155,12 +175,61 @@ class Database:
             self._lock = threading.Lock()  # a fork() child: the parent's lock state is not ours
         with self._lock:
             if self._env is None or self._env.closed or self._pid != os.getpid():
-                # a Database made before fork() opens its own handle in the child
-                self._env = _env_for(_standalone_folder(self.options))
+                # (a Database made before fork() opens its own handle in the child)
+                folder = _standalone_folder(self.options)
+                assert self.options is not None  # checked by _standalone_folder
+                _dboptions.make_folder(folder)
+                options = _with_saved(self.options, folder)
+                if options is not self.options:
+                    _standalone_folder(options)  # saved options this build cannot run
+                self._env = _env_for(folder)
                 self._pid = os.getpid()
+                self.options = options
                 if self.id is None:
                     self.id = uuid.uuid4()
             return self._env
+
+    # -- options saved in the folder
+
+    @staticmethod
+    def setup(ctx, options: DatabaseOptions) -> DatabaseOptions:
+        """Save options in the database folder (file sop.options.json,
+        written atomically, checksummed); a later Database on the folder
+        uses them.  stores_folders becomes absolute.  If the folder already
+        has saved options, they are kept and copied into ``options``
+        instead.  Returns ``options``."""
+        _check_ctx(ctx)
+        if not isinstance(options, DatabaseOptions):
+            raise TypeError("Database.setup(ctx, options): options must be a "
+                            f"sop.DatabaseOptions, not {type(options).__name__}")
+        folder = _standalone_folder(options)
+        _dboptions.make_folder(folder)
+        saved = _dboptions.read(folder)
+        if saved is None and _dboptions.write_new(folder,
+                                                  _dboptions.encode(options, [folder])):
+            options.stores_folders = [folder]
+            return options
+        if saved is None:  # another setup won the race
+            saved = _dboptions.read(folder)
+            if saved is None:
+                _sop.raise_error(_sop.SOP_IOERR, f"the options file in {folder!r} vanished "
+                                                 "while it was being set up")
+        saved.stores_folders = [folder]
+        for f in fields(DatabaseOptions):
+            setattr(options, f.name, getattr(saved, f.name))
+        return options
+
+    @staticmethod
+    def get_options(ctx, store_path: Any) -> Optional[DatabaseOptions]:
+        """The options Database.setup saved in the folder store_path (its
+        stores_folders is that folder, absolute), or None if it has none.
+        A damaged file raises sop.CorruptionError."""
+        _check_ctx(ctx)
+        folder = _dboptions.folder_path(store_path, "store_path")
+        saved = _dboptions.read(folder)
+        if saved is not None:
+            saved.stores_folders = [folder]
+        return saved
 
     @property
     def path(self) -> str:
@@ -247,6 +316,12 @@ def _new_btree(ctx, name: str, trans: Transaction, options: Optional[BtreeOption
                index_spec: Optional[IndexSpecification], cls: type) -> Btree:
     _check_ctx(ctx)
     txn = _txn_of(trans)
+    _check_store_name(name)
+    if options is not None and not isinstance(options, BtreeOptions):
+        raise TypeError(f"options must be a sop.BtreeOptions or None, not {type(options).__name__}")
+    if index_spec is not None and not isinstance(index_spec, IndexSpecification):
+        _sop.raise_error(_sop.SOP_INVALID, "index_spec must be a sop.btree.IndexSpecification "
+                                           f"or None, not {type(index_spec).__name__}")
     if options is None:
         options = BtreeOptions(name=name, is_unique=True, slot_length=1000,
                                description="General purpose B-Tree created via Database")
@@ -259,7 +334,13 @@ def _new_btree(ctx, name: str, trans: Transaction, options: Optional[BtreeOption
     return store._attach(trans)
 
 
+def _check_store_name(name: Any) -> None:
+    if not isinstance(name, str):
+        _sop.raise_error(_sop.SOP_BAD_NAME, f"store names are str, not {type(name).__name__}")
+
+
 def _open_btree(ctx, name: str, trans: Transaction, cls: type) -> Btree:
     _check_ctx(ctx)
+    _check_store_name(name)
     store = _txn_of(trans).open_store(name, None, cls)
     return store._attach(trans)

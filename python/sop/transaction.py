@@ -11,7 +11,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Literal, Optional
 
 from . import _sop
 from ._sop import InvalidTransactionStateError, TransactionError
@@ -34,8 +34,14 @@ _log = logging.getLogger("sop")
 
 
 class TransactionMode(Enum):
-    """NoCheck: read-only, no validation at commit.  ForWriting: read-write.
-    ForReading: read-only; commit checks that what was read did not change."""
+    """ForWriting: read-write; commit merges with concurrent commits and
+    raises ConflictError if something it read or wrote changed meanwhile.
+    ForReading and NoCheck: read-only; a write raises
+    ReadOnlyTransactionError.  Both read a snapshot (the last commit before
+    begin_transaction), so everything they read is consistent by
+    construction and their commit never fails or checks anything: the two
+    behave the same (the original's ForReading re-validated its reads at
+    commit; a snapshot makes that unnecessary)."""
 
     NoCheck = 0
     ForWriting = 1
@@ -133,6 +139,7 @@ class Transaction:
         self._txn = _txn
         self._database = _database
         self._completed = _txn is None or _txn.ended
+        self._rolled_back = False
 
     @property
     def mode(self) -> Optional[int]:
@@ -147,8 +154,13 @@ class Transaction:
         self.begun = True
 
     def commit(self, ctx=None) -> None:
-        """Commit.  A no-op once completed.  ConflictError (a TransactionError)
-        means a concurrent commit won: nothing was written, retry."""
+        """Commit.  A no-op once committed; InvalidTransactionStateError
+        after rollback().  ConflictError (a TransactionError) means a
+        concurrent commit won: nothing was written, retry."""
+        if self._rolled_back:
+            _sop.raise_error(_sop.SOP_TXN_ENDED,
+                             f"commit after rollback: transaction {self.transaction_id} was "
+                             "rolled back")
         if self._completed:
             return
         _check_ctx(ctx if ctx is not None else self.ctx)
@@ -163,7 +175,10 @@ class Transaction:
         txn.commit()
 
     def rollback(self, ctx=None) -> None:
-        """Roll back.  Idempotent (a no-op once the transaction has ended)."""
+        """Roll back.  Idempotent (a no-op once the transaction has ended);
+        a later commit() raises InvalidTransactionStateError."""
+        if not self._completed:
+            self._rolled_back = True
         self._completed = True
         _log.debug("rollback transaction %s", self.transaction_id)
         if self._txn is not None:
@@ -173,7 +188,7 @@ class Transaction:
         self.begin()
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         if exc_type is not None:
             if not self._completed:
                 try:

@@ -121,7 +121,7 @@ def test_items_built_by_the_extension(store, ctx):
     assert len(it.id) == 36 and it.id != btree.NIL_UUID
     store.first(ctx)
     store.previous(ctx)
-    nil = store.get_current_item(ctx)
+    nil = store.get_current_value(ctx)
     assert nil == btree.Item(key=None, value=None, id=btree.NIL_UUID)
 
     # a changed Item class is honoured (its __init__ runs again)

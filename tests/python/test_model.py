@@ -5,7 +5,8 @@ find, cursor steps, paged scans both ways, commits, rollbacks and reopening
 the database, over slot lengths from 4 to 1000.
 
 SOP_MODEL_OPS sets the total number of operations (default 200,000; the
-ASan run uses fewer through SOP_SANITIZER)."""
+ASan run uses fewer through SOP_SANITIZER; SOP_SOAK=1 runs ten times as
+many)."""
 
 import os
 import random
@@ -13,13 +14,14 @@ import random
 import pytest
 
 import sop
+from conftest import soak_scale
 from sop import Item, PagingInfo
 
 
 def total_ops() -> int:
     if "SOP_MODEL_OPS" in os.environ:
         return int(os.environ["SOP_MODEL_OPS"])
-    return 40_000 if os.environ.get("SOP_SANITIZER") else 200_000
+    return soak_scale(40_000 if os.environ.get("SOP_SANITIZER") else 200_000)
 
 
 CONFIGS = [  # (slot_length, is_unique, key kind)
