@@ -375,6 +375,88 @@ static int has_zero_sector(sop_file *f, uint64_t from, uint64_t to)
     return 0;
 }
 
+/* Does some all-zero sector share of the batch at `off` (bytes b, len n)
+ * intersect [a, e)?  zero[i] is set for the i-th share. */
+static int overlaps_zero(const unsigned char *zero, uint64_t off, uint64_t a, uint64_t e)
+{
+    uint64_t first = off - off % SECTOR;
+    for (uint64_t s = a - a % SECTOR; s < e; s += SECTOR)
+        if (zero[(s - first) / SECTOR])
+            return 1;
+    return 0;
+}
+
+/* A batch whose header verifies has all-zero sector shares: is every
+ * record that fails to verify one that such a share touches?  Then the
+ * zeros explain the failure (a torn write); a failing record no zero share
+ * touches is damage to data written whole, even though the batch also
+ * holds zeros of its own (a value of zero bytes, say). */
+static int zeros_explain_damage(const unsigned char *b, uint64_t off, uint64_t n, uint32_t tlen)
+{
+    uint64_t first = off - off % SECTOR, nshares = (off + n - first + SECTOR - 1) / SECTOR;
+    unsigned char *zero = sop_calloc(nshares ? nshares : 1, 1);
+    if (!zero)
+        return 1; /* cannot tell: keep the coarse verdict */
+    int any = 0;
+    for (uint64_t i = 0; i < nshares; i++) {
+        uint64_t lo = first + i * SECTOR, hi = lo + SECTOR;
+        if (lo < off)
+            lo = off;
+        if (hi > off + n)
+            hi = off + n;
+        zero[i] = (unsigned char)all_zero(b + (lo - off), (size_t)(hi - lo));
+        any |= zero[i];
+    }
+    int explained = any;
+    uint64_t tstart = off + n - tlen;
+    log_commit c;
+    if (explained && log_parse_trailer(b + n - tlen, tlen, &c, "", tstart) == SOP_OK) {
+        /* the commit record says where every blob is: check each */
+        for (uint32_t i = 0; i < c.n_blobs && explained; i++) {
+            const log_blob_ref *r = &c.blobs[i];
+            uint64_t rend = r->off + LOG_BLOB_HEADER + ((r->len + 7) & ~(uint64_t)7);
+            if (r->off < off + LOG_BATCH_HEADER || rend > tstart)
+                explained = 0; /* a record that verifies cannot say this */
+            else {
+                const unsigned char *h = b + (r->off - off);
+                int ok = sop_get32(h) == MAGIC_BLOB && sop_get32(h + 28) == sop_crc32c(0, h, 28) &&
+                         sop_get64(h + 8) == r->lid && sop_get32(h + 16) == r->len &&
+                         sop_get32(h + 20) == sop_crc32c(0, h + LOG_BLOB_HEADER, r->len) &&
+                         all_zero(h + LOG_BLOB_HEADER + r->len, (size_t)(rend - r->off - LOG_BLOB_HEADER - r->len));
+                if (!ok && !overlaps_zero(zero, off, r->off, rend))
+                    explained = 0;
+            }
+        }
+        log_commit_free(&c);
+    } else if (explained) {
+        sop_clear_errmsg();
+        if (!overlaps_zero(zero, off, tstart, off + n)) {
+            explained = 0; /* the record failed with no zeros on it */
+        } else {
+            /* walk the blob records from the start while they can be read */
+            uint64_t p = off + LOG_BATCH_HEADER;
+            while (p + LOG_BLOB_HEADER <= tstart) {
+                const unsigned char *h = b + (p - off);
+                if (sop_get32(h) != MAGIC_BLOB || sop_get32(h + 28) != sop_crc32c(0, h, 28)) {
+                    explained = overlaps_zero(zero, off, p, p + LOG_BLOB_HEADER);
+                    break; /* the rest cannot be found without this header */
+                }
+                uint64_t len = sop_get32(h + 16), rend = p + LOG_BLOB_HEADER + ((len + 7) & ~(uint64_t)7);
+                if (rend > tstart)
+                    break;
+                if (sop_get32(h + 20) != sop_crc32c(0, h + LOG_BLOB_HEADER, (size_t)len) &&
+                    !overlaps_zero(zero, off, p, rend)) {
+                    explained = 0;
+                    break;
+                }
+                p = rend;
+            }
+        }
+    }
+    sop_free(zero);
+    return explained;
+}
+
 /* Every valid batch after `from` (at any byte offset: the damaged batch's
  * length cannot be trusted): the first one, and whether any of them says
  * commit `seq` had been made durable. */
@@ -496,6 +578,15 @@ static void judge_damage(sop_file *f, uint64_t off, uint64_t size, uint64_t seq,
         } else {
             d->end = off + len;
             d->torn_sign = has_zero_sector(f, off, d->end);
+            if (d->torn_sign && len <= ((uint64_t)64 << 20)) {
+                /* zeros in it: do they explain every record that fails? */
+                unsigned char *b = sop_malloc((size_t)len);
+                size_t g = 0;
+                if (b && f->io->pread(f, b, (size_t)len, off, &g) == SOP_OK && g == len)
+                    d->torn_sign = zeros_explain_damage(b, off, len, tlen);
+                sop_clear_errmsg();
+                sop_free(b);
+            }
         }
     }
     find_later_batches(f, off + 1, size, seq, buf, cap, d);

@@ -238,7 +238,7 @@ TEST(damage_before_valid_commits_is_corruption)
          * later batches cannot have been acknowledged, unless one of them
          * says the torn one was durable */
         write_batches(f, 4, ends);
-        zero_range(f, ends[0] + LOG_BATCH_HEADER, ends[1]);
+        zero_range(f, (ends[0] + LOG_BATCH_HEADER + 511) / 512 * 512, ends[1]); /* whole sectors after its header */
         memset(&s, 0, sizeof s);
         rc = log_scan(f, LOG_FILE_HEADER, 0, 0, on_batch, &s, &stop, &torn);
         CHECK(s.batches == 1 && stop == ends[0] && torn);
