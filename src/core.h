@@ -41,6 +41,7 @@ struct sop_env {
     unsigned fork_gen;         /* sop_fork_generation() when opened: another value means
                                   this is a fork() child holding the parent's handle */
     char ro_reason[160];       /* why a database opened without SOP_ENV_RDONLY is read-only */
+    sop_env *open_prev, *open_next; /* every open handle of the process (env.c, fork) */
 
     /* log files, indexed by file number (files[0] unused); files_lock guards
      * the arrays (readers use the files while holding it shared) */

@@ -38,15 +38,69 @@
  * files, so the parent keeps working; the child opens its own handle. */
 static unsigned fork_gen;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+/* Every open handle of the process, so that a fork() child can let go of
+ * the lock descriptors it inherited: a flock (sop.lock, sop.ckpt.lock) or
+ * OFD lock (the readers slot) belongs to the open file description, so the
+ * child's copy would keep the parent's commit lock held for as long as the
+ * child lives, even after the parent died mid-commit.  Closing the child's
+ * copies (close, not unlock) leaves the parent's locks exactly as they
+ * were.  The prepare handler holds the list's mutex across the fork, so the
+ * child sees it whole. */
+static pthread_mutex_t open_mu = PTHREAD_MUTEX_INITIALIZER;
+static sop_env *open_head;
+
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&open_mu);
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&open_mu);
+}
 
 static void on_fork_child(void)
 {
     __atomic_add_fetch(&fork_gen, 1, __ATOMIC_RELAXED);
+    for (sop_env *e = open_head; e; e = e->open_next) {
+        sop_file **fs[3] = {&e->lock_file, &e->ckpt_lock_file, &e->readers_file};
+        for (int i = 0; i < 3; i++)
+            if (*fs[i]) {
+                (*fs[i])->io->close(*fs[i]);
+                *fs[i] = NULL;
+            }
+    }
+    open_head = NULL; /* the child's own opens start a new list */
+    pthread_mutex_unlock(&open_mu);
 }
 
 static void fork_handler_install(void)
 {
-    pthread_atfork(NULL, NULL, on_fork_child);
+    pthread_atfork(fork_prepare, fork_parent, on_fork_child);
+}
+
+static void open_list_add(sop_env *env)
+{
+    pthread_mutex_lock(&open_mu);
+    env->open_prev = NULL;
+    env->open_next = open_head;
+    if (open_head)
+        open_head->open_prev = env;
+    open_head = env;
+    pthread_mutex_unlock(&open_mu);
+}
+
+static void open_list_remove(sop_env *env)
+{
+    pthread_mutex_lock(&open_mu);
+    if (env->open_prev)
+        env->open_prev->open_next = env->open_next;
+    else if (open_head == env)
+        open_head = env->open_next;
+    if (env->open_next)
+        env->open_next->open_prev = env->open_prev;
+    env->open_prev = env->open_next = NULL;
+    pthread_mutex_unlock(&open_mu);
 }
 
 static unsigned fork_generation(void)
@@ -826,6 +880,7 @@ int env_open_with_io(const char *path, const sop_env_options *opts, const sop_io
     env->maint_log_bytes = env->ckpt_log_bytes = env->log_bytes;
     env->pub_cat = env->seq_cat;
     cat_ref(env->pub_cat);
+    open_list_add(env);
     *out = env;
     return SOP_OK;
 fail:
@@ -873,6 +928,7 @@ int sop_env_close(sop_env *env)
     pthread_mutex_unlock(&env->mu);
     if (n)
         return sop_report(SOP_MISUSE, "%zu transactions are still open on %s", n, env->path);
+    open_list_remove(env);
     for (uint32_t i = 0; i < env->nfiles_cap; i++)
         if (env->files && env->files[i])
             env->files[i]->io->close(env->files[i]);
