@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -16,6 +17,9 @@
 #include <unistd.h>
 
 #include "io.h"
+
+#define LOCK_YIELDS 8            /* tries that only yield the processor */
+#define LOCK_MAX_PAUSE 1000000u  /* ns: the longest sleep between tries */
 
 typedef struct posix_file {
     sop_file base;
@@ -148,17 +152,18 @@ static int p_size(sop_file *file, uint64_t *size)
     return SOP_OK;
 }
 
-/* Waiting for a lock polls flock(LOCK_NB) with a short sleep (50 us, then
- * doubling up to 2 ms, never past the deadline): a blocking flock cannot be
- * given a time limit without signals, which a library must not use.  The
- * holders keep the commit lock for microseconds (fsync runs after it is
- * released), so a waiter finds it free again within its first few tries. */
+/* Waiting for a lock polls flock(LOCK_NB): a blocking flock cannot be given
+ * a time limit without signals, which a library must not use.  Holders keep
+ * the commit lock for tens of microseconds (fsync runs after it is
+ * released), so a waiter first yields the processor a few times (the holder
+ * may be waiting for it), then sleeps 20 us growing by half up to 1 ms,
+ * never past the deadline. */
 static int p_lock(sop_file *file, int exclusive, uint64_t deadline_ns)
 {
     posix_file *f = (posix_file *)file;
     int op = (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB;
-    uint64_t start = 0, pause = 50000;
-    for (;;) {
+    uint64_t start = 0, pause = 20000;
+    for (int tries = 0;; tries++) {
         if (flock(f->fd, op) == 0)
             return SOP_OK;
         if (errno == EINTR)
@@ -170,11 +175,15 @@ static int p_lock(sop_file *file, int exclusive, uint64_t deadline_ns)
             start = now;
         if (!deadline_ns || now >= deadline_ns)
             break;
+        if (tries < LOCK_YIELDS) {
+            sched_yield();
+            continue;
+        }
         uint64_t nap = SOP_MIN(pause, deadline_ns - now);
         struct timespec ts = {(time_t)(nap / 1000000000u), (long)(nap % 1000000000u)};
         nanosleep(&ts, NULL); /* an early wake-up just retries sooner */
-        if (pause < 2000000)
-            pause *= 2;
+        if (pause < LOCK_MAX_PAUSE)
+            pause += pause / 2;
     }
     if (!deadline_ns)
         return sop_report(SOP_BUSY, "%s is locked by another process", file->path);
