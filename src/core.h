@@ -222,7 +222,9 @@ int readers_log_appended(sop_env *env);
 
 /* reclaim.c: checkpoints, compaction of log files, deletion of dead files */
 int ckpt_load(sop_env *env, int *found);
-int ckpt_write(sop_env *env, uint64_t deadline_ns);
+/* Waits for the checkpoint lock until deadline_ns, or not at all when
+ * skip_if_busy (SOP_BUSY then); for the commit lock until deadline_ns. */
+int ckpt_write(sop_env *env, uint64_t deadline_ns, int skip_if_busy);
 /* Maintenance (compaction, checkpoint): waits for locks until deadline_ns
  * at most, and never longer than the lock timeout. */
 int env_maintain(sop_env *env, int force, uint64_t deadline_ns);

@@ -163,7 +163,7 @@ static void delete_dead_files(sop_env *env)
     }
 }
 
-int ckpt_write(sop_env *env, uint64_t deadline_ns)
+int ckpt_write(sop_env *env, uint64_t deadline_ns, int skip_if_busy)
 {
     capture cap;
     memset(&cap, 0, sizeof cap);
@@ -171,10 +171,13 @@ int ckpt_write(sop_env *env, uint64_t deadline_ns)
     char *tmp = NULL, *dst = NULL;
     sop_file *f = NULL;
     int rc, flocked = 0;
-    if (gate_enter(&env->ckpt_gate, deadline_ns) != SOP_OK)
+    /* skip_if_busy: someone else is writing a checkpoint (or opening the
+     * database) right now: theirs will do, do not wait */
+    uint64_t ckpt_deadline = skip_if_busy ? 0 : deadline_ns;
+    if (gate_enter(&env->ckpt_gate, ckpt_deadline) != SOP_OK)
         return sop_report(SOP_BUSY, "checkpoint of %s: another thread of this process is still writing one",
                           env->path);
-    SOP_CHECK(env->ckpt_lock_file->io->lock(env->ckpt_lock_file, 1, deadline_ns));
+    SOP_CHECK(env->ckpt_lock_file->io->lock(env->ckpt_lock_file, 1, ckpt_deadline));
     flocked = 1;
 
     /* capture a consistent state: caught up under the commit lock, copied
@@ -448,7 +451,7 @@ int env_maintain(sop_env *env, int force, uint64_t deadline_ns)
             waiting = 1;
     pthread_rwlock_unlock(&env->files_lock);
     if (rc == SOP_OK && (force || waiting || since_ckpt >= env->rotate_bytes))
-        rc = ckpt_write(env, deadline_ns);
+        rc = ckpt_write(env, deadline_ns, !force);
     return rc;
 }
 

@@ -11,7 +11,10 @@
  *  - a new open with lock_timeout_ms = 500 gets SOP_BUSY;
  *  - after SIGCONT the stopped commit completes and everyone proceeds; after
  *    SIGKILL of a stopped holder the kernel releases its lock and everyone
- *    proceeds.
+ *    proceeds;
+ *  - a process stopped while it holds the checkpoint lock: commits that make
+ *    a checkpoint due do not wait for it, compaction and opens get SOP_BUSY
+ *    at the lock timeout.
  * The child stops itself deterministically: its I/O layer (io_fault) calls
  * raise(SIGSTOP) right after its commit took the lock.
  */
@@ -109,15 +112,39 @@ static int has(sop_env *env, int k)
 }
 
 static volatile int stop_armed;
+static volatile pid_t live_kid; /* a stopped child to kill if the test gives up */
 
-static void stop_in_commit(void *arg, const char *path)
+static void kill_kid(void)
 {
-    (void)arg;
-    size_t n = strlen(path);
-    if (stop_armed && n >= 9 && !strcmp(path + n - 9, "/sop.lock")) {
-        stop_armed = 0;
-        raise(SIGSTOP); /* holding the commit lock, nothing written yet */
+    if (live_kid > 0) {
+        kill(live_kid, SIGKILL);
+        waitpid(live_kid, NULL, 0);
     }
+    live_kid = 0;
+}
+
+/* arg: the name of the lock file to stop in ("/sop.lock", "/sop.ckpt.lock") */
+static void stop_in_lock(void *arg, const char *path)
+{
+    const char *name = arg;
+    size_t n = strlen(path), m = strlen(name);
+    if (stop_armed && n >= m && !strcmp(path + n - m, name)) {
+        stop_armed = 0;
+        raise(SIGSTOP); /* holding the lock, nothing written yet */
+    }
+}
+
+/* Wait until child pid stops: its pid, or -1. */
+static pid_t until_stopped(pid_t pid)
+{
+    int status;
+    while (waitpid(pid, &status, WUNTRACED) < 0 && errno == EINTR) {
+    }
+    if (!WIFSTOPPED(status)) {
+        fprintf(stderr, "child did not stop (status %#x)\n", status);
+        return -1;
+    }
+    return pid;
 }
 
 /* A child that opens the database, commits key 10 (so the log epoch moves
@@ -133,23 +160,15 @@ static pid_t stopped_committer(void)
             _exit(2);
         if (put(env, 10, 0) != SOP_OK)
             _exit(3);
-        io_fault_on_lock(f, stop_in_commit, NULL);
+        io_fault_on_lock(f, stop_in_lock, "/sop.lock");
         stop_armed = 1;
         int rc = put(env, 11, 0); /* stops inside; completes after SIGCONT */
         sop_env_close(env);
         io_fault_free(f);
         _exit(rc == SOP_OK ? 0 : 4);
     }
-    if (pid < 0)
-        return pid;
-    int status;
-    while (waitpid(pid, &status, WUNTRACED) < 0 && errno == EINTR) {
-    }
-    if (!WIFSTOPPED(status)) {
-        fprintf(stderr, "child did not stop (status %#x)\n", status);
-        return -1;
-    }
-    return pid;
+    live_kid = pid;
+    return pid < 0 ? pid : until_stopped(pid);
 }
 
 typedef struct committer {
@@ -173,6 +192,8 @@ static void *commit_thread(void *arg)
 static void on_alarm(int sig)
 {
     (void)sig;
+    if (live_kid > 0)
+        kill(live_kid, SIGKILL);
     static const char m[] = "test_lockwait: a wait did not end (hang)\n";
     if (write(2, m, sizeof m - 1) < 0) {
     }
@@ -235,6 +256,7 @@ TEST(stopped_holder_then_resumed)
     CHECK(kill(kid, SIGCONT) == 0);
     int status;
     waitpid(kid, &status, 0);
+    live_kid = 0;
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     CHECK_RC(put(env, 2, 1000), SOP_OK);
     CHECK(has(env, 11) == 1);
@@ -269,6 +291,7 @@ TEST(stopped_holder_killed)
     CHECK(kill(kid, SIGKILL) == 0);
     int status;
     waitpid(kid, &status, 0);
+    live_kid = 0;
     CHECK(WIFSIGNALED(status));
     CHECK_RC(put(env, 2, 1000), SOP_OK);
     CHECK(has(env, 2) == 1 && has(env, 10) == 1 && has(env, 11) == 0);
@@ -281,11 +304,89 @@ TEST(stopped_holder_killed)
     remove_dir();
 }
 
+TEST(stopped_checkpointer)
+{
+    new_dir();
+    /* small log files: a checkpoint is due every few commits */
+    sop_env_options o1 = opts;
+    o1.log_file_bytes = 64u << 10;
+    o1.lock_timeout_ms = 2000;
+    sop_env *env;
+    REQUIRE(sop_env_open(dir, &o1, &env) == SOP_OK);
+    REQUIRE(put(env, 1, 0) == SOP_OK);
+    pid_t kid = fork();
+    if (kid == 0) {
+        io_fault *f = io_fault_new(sop_io_posix());
+        sop_env *cenv;
+        if (!f || env_open_with_io(dir, &o1, io_fault_io(f), &cenv) != SOP_OK)
+            _exit(2);
+        io_fault_on_lock(f, stop_in_lock, "/sop.ckpt.lock");
+        stop_armed = 1;
+        int rc = sop_env_compact(cenv); /* stops holding the checkpoint lock */
+        sop_env_close(cenv);
+        _exit(rc == SOP_OK ? 0 : 3);
+    }
+    live_kid = kid;
+    REQUIRE(kid > 0 && until_stopped(kid) == kid);
+    /* 200 commits of 1 KiB values: 200 KiB of log, a checkpoint due many
+     * times over; none waits the 2 s lock timeout for the stopped holder */
+    sop_keybuf kb;
+    sop_key_init(&kb);
+    char big[1024];
+    memset(big, 'b', sizeof big);
+    double t0 = now_s();
+    int bad = 0;
+    for (int i = 0; i < 200; i++) {
+        sop_txn *t;
+        sop_store *s;
+        if (sop_txn_begin(env, SOP_TXN_WRITE, 0, &t) || sop_store_open(t, "s", NULL, &s)) {
+            bad++;
+            break;
+        }
+        sop_val k = ikey(&kb, 100 + i), v = {sizeof big, big};
+        if (sop_upsert(s, &k, NULL, &v) != SOP_OK) {
+            sop_txn_abort(t);
+            bad++;
+            continue;
+        }
+        bad += sop_txn_commit(t) != SOP_OK;
+    }
+    double took = now_s() - t0;
+    CHECK(bad == 0);
+    CHECK(took < 1.5);
+    CHECK(has(env, 299) == 1);
+    /* compaction and a new open wait the lock timeout, then SOP_BUSY */
+    t0 = now_s();
+    CHECK_RC(sop_env_compact(env), SOP_BUSY);
+    CHECK(now_s() - t0 >= 1.9);
+    sop_env_options o2 = o1;
+    o2.lock_timeout_ms = 300;
+    sop_env *env2 = NULL;
+    CHECK_RC(sop_env_open(dir, &o2, &env2), SOP_BUSY);
+    CHECK(kill(kid, SIGCONT) == 0);
+    int status;
+    waitpid(kid, &status, 0);
+    live_kid = 0;
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_RC(sop_env_compact(env), SOP_OK);
+    CHECK_RC(sop_env_open(dir, &o2, &env2), SOP_OK);
+    if (env2) {
+        CHECK(has(env2, 299) == 1 && has(env2, 1) == 1);
+        sop_env_close(env2);
+    }
+    sop_env_close(env);
+    remove_dir();
+}
+
 int main(void)
 {
     signal(SIGALRM, on_alarm);
     alarm(120);
     RUN(stopped_holder_then_resumed);
+    kill_kid();
     RUN(stopped_holder_killed);
+    kill_kid();
+    RUN(stopped_checkpointer);
+    kill_kid();
     TEST_EXIT();
 }
