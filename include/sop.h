@@ -158,8 +158,11 @@ typedef struct sop_env_options {
                                 Checkpoints happen about once per file. */
     uint32_t lock_timeout_ms; /* longest wait for another process's commit or
                                  checkpoint lock at open (and in calls without a
-                                 transaction of their own); 0 = 30,000 ms.  A
-                                 transaction waits at most its own max_time. */
+                                 transaction of their own: sop_env_compact,
+                                 sop_env_remove_store); 0 = 30,000 ms.  A
+                                 transaction's commit waits at most until its
+                                 own max_time.  Either ends in SOP_BUSY with
+                                 nothing written (a holder may be stopped). */
 } sop_env_options;
 
 /** Do not fsync (tests and bulk loads only: a crash may lose recent commits,
@@ -245,7 +248,9 @@ SOP_API int sop_env_stat(sop_env *env, sop_env_stats *st);
 SOP_API int sop_txn_begin(sop_env *env, int mode, uint64_t max_time_ms, sop_txn **txn);
 /**
  * Commit.  Always consumes txn.  On SOP_OK the transaction is durable.  On
- * SOP_CONFLICT nothing was written and the transaction may be retried.  On
+ * SOP_CONFLICT nothing was written and the transaction may be retried; the
+ * same for SOP_BUSY (another process held the commit lock until max_time
+ * ran out).  On
  * other errors nothing of it is visible, now or after a restart.
  */
 SOP_API int sop_txn_commit(sop_txn *txn);

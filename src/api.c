@@ -872,6 +872,7 @@ int sop_env_remove_store(sop_env *env, const char *name)
             return rc;
         }
         s->ts->dropped = 1;
+        t->deadline_ns = env_lock_deadline(env); /* no max_time of the caller's: the lock timeout */
         rc = sop_txn_commit(t);
         if (rc != SOP_CONFLICT)
             return rc;

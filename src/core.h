@@ -19,6 +19,15 @@
 #define RECENT_NODES 256 /* at most 256: txn.recent_used holds slot numbers in bytes */
 #define READER_SLOTS 256 /* processes that can have one database open at once */
 
+/* A mutex whose waiters give up at a deadline (sop_mono_ns clock): held
+ * while waiting for another process's lock, so threads queued behind that
+ * wait are bounded by their own deadlines too. */
+typedef struct env_gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* CLOCK_MONOTONIC */
+    int held;
+} env_gate;
+
 typedef struct pending_pub {
     uint64_t seq;
     catalog *cat;
@@ -34,9 +43,11 @@ struct sop_env {
     sop_file *readers_file;    /* sop.readers: the snapshot table of all processes */
     int reader_slot;           /* our slot in it, -1 before readers_open */
     uint32_t reader_pid;       /* written into the slot (informational) */
-    unsigned char *readers_map; /* sop.readers mapped shared, or NULL (pread/pwrite) */
+    uint64_t reader_pub;       /* the value last written into our slot (under mu) */
     uint64_t seen_epoch;       /* the log epoch this process last caught up at (atomic) */
-    pthread_mutex_t ckpt_mu;
+    env_gate ckpt_gate;        /* this process's checkpoint writer, taken before ckpt_lock_file */
+    env_gate commit_gate;      /* this process's holder of (or waiter for) lock_file */
+    uint32_t lock_timeout_ms;  /* sop_env_options.lock_timeout_ms (0 given: 30 s) */
     unsigned char dbid[16];
     unsigned fork_gen;         /* sop_fork_generation() when opened: another value means
                                   this is a fork() child holding the parent's handle */
@@ -45,7 +56,8 @@ struct sop_env {
 
     /* log files, indexed by file number (files[0] unused); files_lock guards
      * the arrays (readers use the files while holding it shared) */
-    pthread_mutex_t commit_mu; /* serialises catch-up, sequencing and appends */
+    pthread_mutex_t commit_mu; /* serialises catch-up, sequencing and appends; taken
+                                  after lock_file, or alone by catch-up at begin */
     pthread_rwlock_t files_lock;
     sop_file **files;
     uint64_t *file_end;        /* end of valid data of each file */
@@ -222,8 +234,23 @@ int readers_log_appended(sop_env *env);
 
 /* reclaim.c: checkpoints, compaction of log files, deletion of dead files */
 int ckpt_load(sop_env *env, int *found);
-int ckpt_write(sop_env *env);
-int env_maintain(sop_env *env, int force);
+/* Waits for the checkpoint lock until deadline_ns, or not at all when
+ * skip_if_busy (SOP_BUSY then); for the commit lock until deadline_ns. */
+int ckpt_write(sop_env *env, uint64_t deadline_ns, int skip_if_busy);
+/* Maintenance (compaction, checkpoint): waits for locks until deadline_ns
+ * at most, and never longer than the lock timeout. */
+int env_maintain(sop_env *env, int force, uint64_t deadline_ns);
+/* Take the commit lock: commit_gate, then lock_file (another process may
+ * hold it: waits until deadline_ns at most), then commit_mu; SOP_BUSY at the
+ * deadline, with nothing held.  `what` names the caller in the message. */
+int env_lock_commit(sop_env *env, uint64_t deadline_ns, const char *what);
+void env_unlock_commit(sop_env *env);
+/* now + the lock timeout (open, compaction, calls without a transaction) */
+uint64_t env_lock_deadline(const sop_env *env);
+void gate_init(env_gate *g);
+void gate_destroy(env_gate *g);
+int gate_enter(env_gate *g, uint64_t deadline_ns); /* SOP_OK, or SOP_BUSY at the deadline */
+void gate_leave(env_gate *g);
 int env_catch_up(sop_env *env);              /* commit_mu held */
 int env_catch_up_if_moved(sop_env *env);     /* takes commit_mu only if the log moved */
 int env_catch_up_locked(sop_env *env);       /* commit_mu and the file lock held */

@@ -19,8 +19,11 @@
  * in any order).
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "core.h"
 
@@ -791,7 +794,9 @@ int env_open_with_io(const char *path, const sop_env_options *opts, const sop_io
     size_t cache = opts && opts->cache_bytes ? opts->cache_bytes : DEFAULT_CACHE;
     pthread_mutex_init(&env->commit_mu, NULL);
     pthread_rwlock_init(&env->files_lock, NULL);
-    pthread_mutex_init(&env->ckpt_mu, NULL);
+    gate_init(&env->ckpt_gate);
+    gate_init(&env->commit_gate);
+    env->lock_timeout_ms = opts && opts->lock_timeout_ms ? opts->lock_timeout_ms : 30000;
     pthread_mutex_init(&env->mu, NULL);
     pthread_cond_init(&env->cond, NULL);
     env->next_lid = 1;
@@ -859,10 +864,12 @@ int env_open_with_io(const char *path, const sop_env_options *opts, const sop_io
     /* Recovery lists the log files, then opens them: another process's
      * checkpoint must not delete one in between, so take its lock first
      * (the order ckpt_write takes them in: checkpoint lock, then commit
-     * lock).  Files this process holds open stay readable after that. */
+     * lock).  Files this process holds open stay readable after that.
+     * Both waits end at the lock timeout (a holder may be stopped). */
+    uint64_t deadline = env_lock_deadline(env);
     if (env->ckpt_lock_file)
-        SOP_CHECK(env->ckpt_lock_file->io->lock(env->ckpt_lock_file, 1, 1));
-    rc = env->lock_file ? env->lock_file->io->lock(env->lock_file, 1, 1) : SOP_OK;
+        SOP_CHECK(env->ckpt_lock_file->io->lock(env->ckpt_lock_file, 1, deadline));
+    rc = env->lock_file ? env->lock_file->io->lock(env->lock_file, 1, deadline) : SOP_OK;
     if (rc == SOP_OK) {
         rc = recover(env);
         if (env->lock_file)
@@ -943,7 +950,8 @@ int sop_env_close(sop_env *env)
     if (env->ckpt_lock_file)
         env->ckpt_lock_file->io->close(env->ckpt_lock_file);
     readers_close(env);
-    pthread_mutex_destroy(&env->ckpt_mu);
+    gate_destroy(&env->ckpt_gate);
+    gate_destroy(&env->commit_gate);
     for (size_t i = 0; i < env->npending; i++)
         cat_unref(env->pending[i].cat);
     sop_free(env->pending);
@@ -966,6 +974,85 @@ const char *sop_env_path(const sop_env *env)
 int sop_env_readonly(const sop_env *env)
 {
     return env && (env->flags & SOP_ENV_RDONLY) ? 1 : 0;
+}
+
+/* ------------------------------------------------------- lock waits */
+void gate_init(env_gate *g)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC); /* the clock of sop_mono_ns */
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, &a);
+    pthread_condattr_destroy(&a);
+    g->held = 0;
+}
+
+void gate_destroy(env_gate *g)
+{
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cv);
+}
+
+int gate_enter(env_gate *g, uint64_t deadline_ns)
+{
+    struct timespec ts = {(time_t)(deadline_ns / 1000000000u), (long)(deadline_ns % 1000000000u)};
+    int rc = 0;
+    pthread_mutex_lock(&g->mu);
+    while (g->held && rc == 0)
+        rc = pthread_cond_timedwait(&g->cv, &g->mu, &ts); /* ETIMEDOUT at the deadline */
+    int got = !g->held;
+    if (got)
+        g->held = 1;
+    pthread_mutex_unlock(&g->mu);
+    return got ? SOP_OK : SOP_BUSY;
+}
+
+void gate_leave(env_gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->held = 0;
+    pthread_cond_broadcast(&g->cv); /* a waiter that timed out meanwhile may not take the wake-up */
+    pthread_mutex_unlock(&g->mu);
+}
+
+uint64_t env_lock_deadline(const sop_env *env)
+{
+    return sop_mono_ns() + (uint64_t)env->lock_timeout_ms * 1000000u;
+}
+
+int env_lock_commit(sop_env *env, uint64_t deadline_ns, const char *what)
+{
+    int rc = gate_enter(&env->commit_gate, deadline_ns);
+    if (rc != SOP_OK)
+        return sop_report(SOP_BUSY,
+                          "%s on %s: gave up at its deadline waiting behind another thread of this "
+                          "process that waits for the commit lock; nothing was written",
+                          what, env->path);
+    rc = env->lock_file->io->lock(env->lock_file, 1, deadline_ns);
+    if (rc != SOP_OK) {
+        gate_leave(&env->commit_gate);
+        if (rc == SOP_BUSY) {
+            char detail[900];
+            const char *m = sop_errmsg(), *pre = sop_strerror(SOP_BUSY);
+            size_t pl = strlen(pre);
+            snprintf(detail, sizeof detail, "%s",
+                     strncmp(m, pre, pl) == 0 && m[pl] == ':' ? m + pl + 2 : m);
+            rc = sop_report(SOP_BUSY, "%s gave up waiting for the commit lock; nothing was written: %s",
+                            what, detail);
+        }
+        return rc;
+    }
+    pthread_mutex_lock(&env->commit_mu);
+    return SOP_OK;
+}
+
+void env_unlock_commit(sop_env *env)
+{
+    if (env->lock_file->io->unlock(env->lock_file) != SOP_OK)
+        sop_clear_errmsg(); /* closing the file at exit releases it anyway */
+    pthread_mutex_unlock(&env->commit_mu);
+    gate_leave(&env->commit_gate);
 }
 
 /* ------------------------------------------------------------- commit */
@@ -1210,13 +1297,13 @@ int env_commit(sop_txn *t)
     size_t nnew = 0;
     uint64_t base = 0, written = 0; /* where the batch goes; bytes of it written so far */
 
-    pthread_mutex_lock(&env->commit_mu);
+    if ((rc = env_lock_commit(env, t->deadline_ns, "commit")) != SOP_OK)
+        return rc; /* nothing written */
+    locked = 1;
     if (env->poisoned) {
         rc = sop_report(SOP_POISONED, "database %s failed after a commit point; reopen it", env->path);
         goto out;
     }
-    SOP_CHECK(env->lock_file->io->lock(env->lock_file, 1, 1));
-    locked = 1;
     SOP_CHECK(catch_up(env, 1));
     rc = validate(t);
     if (rc == SOP_CONFLICT) {
@@ -1381,9 +1468,8 @@ int env_commit(sop_txn *t)
         goto fail;
     if (readers_log_appended(env) != SOP_OK)
         sop_clear_errmsg(); /* others then see this commit at the next epoch move */
-    env->lock_file->io->unlock(env->lock_file);
+    env_unlock_commit(env);
     locked = 0;
-    pthread_mutex_unlock(&env->commit_mu);
     sbuf_free(&b);
     sbuf_free(&scratch);
     sbuf_free(&ops);
@@ -1409,8 +1495,7 @@ fail:
     }
 out:
     if (locked)
-        env->lock_file->io->unlock(env->lock_file);
-    pthread_mutex_unlock(&env->commit_mu);
+        env_unlock_commit(env);
     sbuf_free(&b);
     sbuf_free(&scratch);
     sbuf_free(&ops);

@@ -32,8 +32,11 @@ struct sop_io {
     int (*sync)(sop_file *f); /* data (and size) durable */
     int (*truncate)(sop_file *f, uint64_t size);
     int (*size)(sop_file *f, uint64_t *size);
-    /* Advisory whole-file lock: exclusive or shared; wait=0 gives SOP_BUSY when held. */
-    int (*lock)(sop_file *f, int exclusive, int wait);
+    /* Advisory whole-file lock (flock), exclusive or shared.  When another
+     * open file holds it: deadline_ns 0 gives SOP_BUSY at once; otherwise
+     * the call retries until sop_mono_ns() passes deadline_ns, then gives
+     * SOP_BUSY (UINT64_MAX: no bound).  Uncontended, it is one flock call. */
+    int (*lock)(sop_file *f, int exclusive, uint64_t deadline_ns);
     int (*unlock)(sop_file *f);
     int (*unlink)(const sop_io *io, const char *path);
     int (*rename)(const sop_io *io, const char *from, const char *to);
@@ -52,11 +55,12 @@ struct sop_io {
     /* 1 if another open file holds a lock on part of the range, 0 if not,
      * negative -rc on error. */
     int (*range_locked)(sop_file *f, uint64_t off, uint64_t len);
-    /* Map the first len bytes of f, shared between processes and writable
-     * (the file is first extended to len bytes if shorter); for small
-     * coordination files, never for data.  unmap undoes it. */
-    int (*map)(sop_file *f, size_t len, void **addr);
-    int (*unmap)(sop_file *f, void *addr, size_t len);
+    /* Give bytes [off, off+len) disk blocks (fallocate; the file grows to
+     * off+len if shorter), so later writes there cannot fail for lack of
+     * space: SOP_NOSPACE when the file system is full.  Where the file
+     * system cannot allocate ahead, the part beyond the end of the file is
+     * written with zeros instead. */
+    int (*alloc)(sop_file *f, uint64_t off, uint64_t len);
 };
 
 /** The POSIX implementation (static storage). */

@@ -30,21 +30,26 @@ struct io_fault {
     long countdown, calls;
     int kind, persistent, fired, track;
     ffile *files;
+    void (*on_lock)(void *arg, const char *path);
+    void *on_lock_arg;
 };
 
+/* is_sync: 1 for sync calls, 2 for alloc calls */
 static int hit(io_fault *f, int is_write, int is_sync)
 {
     if (f->fired && f->persistent)
-        return f->kind == FAULT_ENOSPC && is_write ? SOP_NOSPACE : SOP_IOERR;
+        return (f->kind == FAULT_ENOSPC || f->kind == FAULT_ALLOC) && is_write ? SOP_NOSPACE : SOP_IOERR;
     if (!f->countdown || f->fired)
         return 0;
-    if (f->kind == FAULT_FSYNC && !is_sync)
+    if (f->kind == FAULT_FSYNC && is_sync != 1)
+        return 0;
+    if (f->kind == FAULT_ALLOC && is_sync != 2)
         return 0;
     f->calls++;
     if (--f->countdown > 0)
         return 0;
     f->fired = 1;
-    if (f->kind == FAULT_ENOSPC && is_write)
+    if ((f->kind == FAULT_ENOSPC || f->kind == FAULT_ALLOC) && is_write)
         return SOP_NOSPACE;
     if (f->kind == FAULT_SHORT && is_write)
         return -1; /* caller writes half, then fails */
@@ -179,10 +184,13 @@ static int f_size(sop_file *file, uint64_t *size)
     return ff->inner->io->size(ff->inner, size);
 }
 
-static int f_lock(sop_file *file, int exclusive, int wait)
+static int f_lock(sop_file *file, int exclusive, uint64_t deadline_ns)
 {
     ffile *ff = (ffile *)file;
-    return ff->inner->io->lock(ff->inner, exclusive, wait);
+    int rc = ff->inner->io->lock(ff->inner, exclusive, deadline_ns);
+    if (rc == SOP_OK && exclusive && ff->owner->on_lock)
+        ff->owner->on_lock(ff->owner->on_lock_arg, file->path);
+    return rc;
 }
 
 static int f_unlock(sop_file *file)
@@ -278,20 +286,13 @@ static int f_range_locked(sop_file *file, uint64_t off, uint64_t len)
     return ff->inner->io->range_locked(ff->inner, off, len);
 }
 
-static int f_map(sop_file *file, size_t len, void **addr)
+static int f_alloc(sop_file *file, uint64_t off, uint64_t len)
 {
     ffile *ff = (ffile *)file;
-    int rc = hit(ff->owner, 1, 0);
-    if (rc) {
-        *addr = NULL;
-        return injected(rc == -1 ? SOP_IOERR : rc, "map", file->path);
-    }
-    return ff->inner->io->map(ff->inner, len, addr);
-}
-static int f_unmap(sop_file *file, void *addr, size_t len)
-{
-    ffile *ff = (ffile *)file;
-    return ff->inner->io->unmap(ff->inner, addr, len);
+    int rc = hit(ff->owner, 1, 2);
+    if (rc)
+        return injected(rc == -1 ? SOP_IOERR : rc, "allocate", file->path);
+    return ff->inner->io->alloc(ff->inner, off, len);
 }
 
 io_fault *io_fault_new(const sop_io *inner)
@@ -303,7 +304,7 @@ io_fault *io_fault_new(const sop_io *inner)
     f->io = (sop_io){1,       f,        f_open,     f_close,  f_pread,  f_pwrite,
                      f_sync,  f_truncate, f_size,   f_lock,   f_unlock, f_unlink,
                      f_rename, f_mkdir, f_sync_dir, f_list,   f_exists, f_fs_type,
-                     f_lock_range, f_range_locked, f_map, f_unmap};
+                     f_lock_range, f_range_locked, f_alloc};
     return f;
 }
 
@@ -334,6 +335,12 @@ int io_fault_fired(const io_fault *f)
 long io_fault_calls(const io_fault *f)
 {
     return f->calls;
+}
+
+void io_fault_on_lock(io_fault *f, void (*fn)(void *arg, const char *path), void *arg)
+{
+    f->on_lock = fn;
+    f->on_lock_arg = arg;
 }
 
 void io_fault_track(io_fault *f, int on)

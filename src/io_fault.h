@@ -13,6 +13,7 @@
 #define FAULT_ENOSPC 2 /* writes fail with SOP_NOSPACE (other calls: EIO) */
 #define FAULT_SHORT 3  /* a write stores only half its bytes, then fails */
 #define FAULT_FSYNC 4  /* only sync calls count; the Nth fails */
+#define FAULT_ALLOC 5  /* only alloc calls count; the Nth fails with SOP_NOSPACE */
 
 typedef struct io_fault io_fault;
 
@@ -29,5 +30,8 @@ void io_fault_track(io_fault *f, int on);
 /* Power loss: every file goes back to its last synced state; when torn,
  * the first half of the last unsynced write survives. */
 int io_fault_crash(io_fault *f, int torn);
+/* Call fn(arg, path) after every exclusive lock taken through this layer
+ * (e.g. to stop the process while it holds the commit lock); NULL: none. */
+void io_fault_on_lock(io_fault *f, void (*fn)(void *arg, const char *path), void *arg);
 
 #endif

@@ -6,16 +6,20 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "io.h"
+
+#define LOCK_YIELDS 8            /* tries that only yield the processor */
+#define LOCK_MAX_PAUSE 1000000u  /* ns: the longest sleep between tries */
 
 typedef struct posix_file {
     sop_file base;
@@ -148,20 +152,45 @@ static int p_size(sop_file *file, uint64_t *size)
     return SOP_OK;
 }
 
-static int p_lock(sop_file *file, int exclusive, int wait)
+/* Waiting for a lock polls flock(LOCK_NB): a blocking flock cannot be given
+ * a time limit without signals, which a library must not use.  Holders keep
+ * the commit lock for tens of microseconds (fsync runs after it is
+ * released), so a waiter first yields the processor a few times (the holder
+ * may be waiting for it), then sleeps 20 us growing by half up to 1 ms,
+ * never past the deadline. */
+static int p_lock(sop_file *file, int exclusive, uint64_t deadline_ns)
 {
     posix_file *f = (posix_file *)file;
-    int op = (exclusive ? LOCK_EX : LOCK_SH) | (wait ? 0 : LOCK_NB);
-    int r;
-    do
-        r = flock(f->fd, op);
-    while (r != 0 && errno == EINTR);
-    if (r != 0) {
-        if (errno == EWOULDBLOCK)
-            return sop_report(SOP_BUSY, "%s is locked by another process", file->path);
-        return io_error("lock", file->path, errno);
+    int op = (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB;
+    uint64_t start = 0, pause = 20000;
+    for (int tries = 0;; tries++) {
+        if (flock(f->fd, op) == 0)
+            return SOP_OK;
+        if (errno == EINTR)
+            continue;
+        if (errno != EWOULDBLOCK)
+            return io_error("lock", file->path, errno);
+        uint64_t now = sop_mono_ns();
+        if (!start)
+            start = now;
+        if (!deadline_ns || now >= deadline_ns)
+            break;
+        if (tries < LOCK_YIELDS) {
+            sched_yield();
+            continue;
+        }
+        uint64_t nap = SOP_MIN(pause, deadline_ns - now);
+        struct timespec ts = {(time_t)(nap / 1000000000u), (long)(nap % 1000000000u)};
+        nanosleep(&ts, NULL); /* an early wake-up just retries sooner */
+        if (pause < LOCK_MAX_PAUSE)
+            pause += pause / 2;
     }
-    return SOP_OK;
+    if (!deadline_ns)
+        return sop_report(SOP_BUSY, "%s is locked by another process", file->path);
+    return sop_report(SOP_BUSY,
+                      "%s is locked by another process (waited %llu ms); if that process is stopped "
+                      "(SIGSTOP, a debugger), resume or end it: `fuser %s` names it",
+                      file->path, (unsigned long long)((sop_mono_ns() - start) / 1000000u), file->path);
 }
 
 static int p_unlock(sop_file *file)
@@ -288,33 +317,37 @@ static int p_range_locked(sop_file *file, uint64_t off, uint64_t len)
     return fl.l_type != F_UNLCK;
 }
 
-static int p_map(sop_file *file, size_t len, void **addr)
+static int p_alloc(sop_file *file, uint64_t off, uint64_t len)
 {
     posix_file *f = (posix_file *)file;
+    int r;
+    do
+        r = fallocate(f->fd, 0, (off_t)off, (off_t)len);
+    while (r != 0 && errno == EINTR);
+    if (r == 0)
+        return SOP_OK;
+    if (errno != EOPNOTSUPP && errno != ENOSYS)
+        return io_error("allocate", file->path, errno);
+    /* no fallocate here: bytes past the end of the file are written as
+     * zeros (bytes before it are someone's data and are left alone) */
     struct stat st;
-    *addr = NULL;
     if (fstat(f->fd, &st) != 0)
         return io_error("stat", file->path, errno);
-    if ((uint64_t)st.st_size < len && ftruncate(f->fd, (off_t)len) != 0)
-        return io_error("extend", file->path, errno);
-    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd, 0);
-    if (p == MAP_FAILED)
-        return io_error("map", file->path, errno);
-    *addr = p;
-    return SOP_OK;
-}
-
-static int p_unmap(sop_file *file, void *addr, size_t len)
-{
-    if (addr && munmap(addr, len) != 0)
-        return io_error("unmap", file->path, errno);
+    static const unsigned char zeros[4096];
+    for (uint64_t at = SOP_MAX((uint64_t)st.st_size, off); at < off + len;) {
+        size_t n = (size_t)SOP_MIN(off + len - at, (uint64_t)sizeof zeros);
+        int rc = p_pwrite(file, zeros, n, at);
+        if (rc != SOP_OK)
+            return rc;
+        at += n;
+    }
     return SOP_OK;
 }
 
 static const sop_io posix_io = {
     1, NULL, p_open, p_close, p_pread, p_pwrite, p_sync, p_truncate, p_size, p_lock, p_unlock,
     p_unlink, p_rename, p_mkdir, p_sync_dir, p_list, p_exists, p_fs_type, p_lock_range, p_range_locked,
-    p_map, p_unmap,
+    p_alloc,
 };
 
 const sop_io *sop_io_posix(void)

@@ -1,9 +1,9 @@
 /*
  * readers.c - the table shared by every process that has one database open:
  * each process's oldest snapshot, so space is reclaimed only when no
- * process's snapshot can read it, and a counter of appends to the log, so a
- * process starting a transaction knows without reading the log whether
- * another process committed since it last looked.
+ * process's snapshot can read it, and the log epoch, so a process starting a
+ * transaction knows without reading the log whether another process
+ * committed since it last looked.
  *
  * sop.readers: READER_SLOTS slots of 16 bytes, {u64 oldest snapshot sequence
  * number of the owning process (0 = none), u32 pid, u32 reserved}, then at
@@ -13,9 +13,30 @@
  * or is killed, so a slot whose lock nobody holds is ignored, whatever it
  * says.  Nothing ever needs cleaning by hand.
  *
- * The file is mapped shared into every process (io->map), so publishing a
- * snapshot or reading the epoch is a memory access, not a system call; where
- * mapping fails the same bytes are read and written with pread/pwrite.
+ * No signal, whatever happens to the file.  The table is read and written
+ * only with pread/pwrite, never through a mapping.  A mapped file faults
+ * (SIGBUS) when a page is touched that the file no longer covers (someone
+ * truncated it) or that the file system cannot back (a sparse page on a
+ * full disk), and no check can close that race: a size read by fstat is
+ * stale the moment after, and truncate(1) takes none of our locks.  With
+ * pread/pwrite the same events are return values: a short read (the file
+ * was cut) or ENOSPC.  The cost is one system call where a memory access
+ * did: reading the epoch at begin (pread of 8 bytes) and publishing a
+ * snapshot (pwrite of 16), both about a microsecond.  The table's blocks
+ * are allocated at open (io->alloc: fallocate), so those writes do not run
+ * out of space later; a full file system fails the open with SOP_NOSPACE
+ * and leaves nothing a later open cannot use.
+ *
+ * A table found cut short (a read of the epoch comes back short) is grown
+ * back with its blocks allocated, this process's slot is written again, and
+ * the process catches up with the log, as if the epoch had moved.  Slots of
+ * other processes in the cut part read as empty until their owners publish
+ * again (each does at its next oldest snapshot); meanwhile a checkpoint may
+ * delete a log file such a process still reads, which it keeps reading
+ * through its open descriptor.  The epoch is the sequence number of the
+ * last batch appended (at least one more than before): it never comes back
+ * to a value it had before the cut, so no process takes the regrown table's
+ * epoch for one it caught up at.
  *
  * A process writes its slot before it catches up with the log for a new
  * oldest snapshot (the value is never above the snapshot it then takes), and
@@ -37,21 +58,7 @@
 
 #define SLOT_BYTES 16
 #define READERS_EPOCH_OFF ((uint64_t)READER_SLOTS * SLOT_BYTES)
-#define READERS_MAP_BYTES ((size_t)READERS_EPOCH_OFF + 64)
-
-/* little-endian u64 at p, read and written whole (p is 8-byte aligned) */
-static uint64_t load_le64(const unsigned char *p)
-{
-    uint64_t v = __atomic_load_n((const uint64_t *)(const void *)p, __ATOMIC_ACQUIRE);
-    return sop_get64((const unsigned char *)&v);
-}
-
-static void store_le64(unsigned char *p, uint64_t x)
-{
-    uint64_t v;
-    sop_put64((unsigned char *)&v, x);
-    __atomic_store_n((uint64_t *)(void *)p, v, __ATOMIC_RELEASE);
-}
+#define READERS_BYTES (READERS_EPOCH_OFF + 64)
 
 int readers_open(sop_env *env)
 {
@@ -62,13 +69,11 @@ int readers_open(sop_env *env)
     sop_free(p);
     if (rc != SOP_OK)
         return rc;
-    void *map = NULL;
-    if (env->readers_file->io->map(env->readers_file, READERS_MAP_BYTES, &map) == SOP_OK)
-        env->readers_map = map;
-    else
-        sop_clear_errmsg(); /* the table still works through pread/pwrite */
+    sop_file *f = env->readers_file;
+    if ((rc = f->io->alloc(f, 0, READERS_BYTES)) != SOP_OK)
+        return rc;
     for (uint32_t i = 0; i < READER_SLOTS; i++) {
-        rc = env->readers_file->io->lock_range(env->readers_file, (uint64_t)i * SLOT_BYTES, SLOT_BYTES);
+        rc = f->io->lock_range(f, (uint64_t)i * SLOT_BYTES, SLOT_BYTES);
         if (rc == SOP_BUSY)
             continue;
         if (rc != SOP_OK)
@@ -84,11 +89,8 @@ int readers_open(sop_env *env)
 void readers_close(sop_env *env)
 {
     if (env->readers_file) {
-        if (env->reader_slot >= 0)
-            readers_publish(env, 0);
-        if (env->readers_map)
-            env->readers_file->io->unmap(env->readers_file, env->readers_map, READERS_MAP_BYTES);
-        env->readers_map = NULL;
+        if (env->reader_slot >= 0 && readers_publish(env, 0) != SOP_OK)
+            sop_clear_errmsg(); /* the slot's lock goes with the file: it is ignored now */
         env->readers_file->io->close(env->readers_file);
         env->readers_file = NULL;
     }
@@ -98,21 +100,13 @@ int readers_publish(sop_env *env, uint64_t seq)
 {
     if (!env->readers_file || env->reader_slot < 0)
         return SOP_OK;
-    uint64_t off = (uint64_t)env->reader_slot * SLOT_BYTES;
-    if (env->readers_map) {
-        unsigned char *slot = env->readers_map + off;
-        unsigned char pid[8];
-        sop_put32(pid, env->reader_pid);
-        sop_put32(pid + 4, 0);
-        store_le64(slot + 8, sop_get64(pid));
-        store_le64(slot, seq);
-        return SOP_OK;
-    }
+    __atomic_store_n(&env->reader_pub, seq, __ATOMIC_RELAXED);
     unsigned char b[SLOT_BYTES];
     sop_put64(b, seq);
     sop_put32(b + 8, env->reader_pid);
     sop_put32(b + 12, 0);
-    return env->readers_file->io->pwrite(env->readers_file, b, sizeof b, off);
+    return env->readers_file->io->pwrite(env->readers_file, b, sizeof b,
+                                         (uint64_t)env->reader_slot * SLOT_BYTES);
 }
 
 int readers_min(sop_env *env, uint64_t *min_seq)
@@ -122,15 +116,10 @@ int readers_min(sop_env *env, uint64_t *min_seq)
     sop_file *f = env->readers_file;
     if (!f)
         return SOP_OK;
-    if (env->readers_map) {
-        for (size_t i = 0; i < sizeof buf; i += 8)
-            store_le64(buf + i, load_le64(env->readers_map + i));
-        got = sizeof buf;
-    } else {
-        int rc = f->io->pread(f, buf, sizeof buf, 0, &got);
-        if (rc != SOP_OK)
-            return rc;
-    }
+    int rc = f->io->pread(f, buf, sizeof buf, 0, &got);
+    if (rc != SOP_OK)
+        return rc;
+    /* a cut table has fewer slots: the missing ones read as empty */
     for (size_t i = 0; i + SLOT_BYTES <= got; i += SLOT_BYTES) {
         if ((int)(i / SLOT_BYTES) == env->reader_slot)
             continue;
@@ -146,50 +135,74 @@ int readers_min(sop_env *env, uint64_t *min_seq)
     return SOP_OK;
 }
 
-/* The log epoch now, or 0 when it cannot be read without I/O. */
-static uint64_t epoch_now(const sop_env *env)
+/* The table was found cut short: grow it back (blocks allocated) and write
+ * this process's slot again.  Failure is not this caller's: the table is
+ * then used as it is, and the next look repairs it. */
+static void regrow(sop_env *env)
 {
-    return env->readers_map ? load_le64(env->readers_map + READERS_EPOCH_OFF) : 0;
+    sop_file *f = env->readers_file;
+    if (f->io->alloc(f, 0, READERS_BYTES) != SOP_OK) {
+        sop_clear_errmsg();
+        return;
+    }
+    pthread_mutex_lock(&env->mu); /* readers_publish's callers hold it */
+    if (readers_publish(env, __atomic_load_n(&env->reader_pub, __ATOMIC_RELAXED)) != SOP_OK)
+        sop_clear_errmsg();
+    pthread_mutex_unlock(&env->mu);
 }
 
 int readers_log_moved(sop_env *env, uint64_t *epoch)
 {
-    *epoch = epoch_now(env);
-    if (!env->readers_map)
-        return 1; /* no cheap way to tell: catch up every time */
+    *epoch = 0;
+    sop_file *f = env->readers_file;
+    if (!f)
+        return 1;
+    unsigned char b[8];
+    size_t got = 0;
+    if (f->io->pread(f, b, sizeof b, READERS_EPOCH_OFF, &got) != SOP_OK) {
+        sop_clear_errmsg();
+        return 1; /* cannot tell: catch up */
+    }
+    if (got < sizeof b) {
+        regrow(env);
+        return 1;
+    }
+    *epoch = sop_get64(b);
     return *epoch != __atomic_load_n(&env->seen_epoch, __ATOMIC_ACQUIRE);
 }
 
 void readers_caught_up(sop_env *env, uint64_t epoch)
 {
-    /* commit_mu held: a later epoch noted meanwhile stays */
-    if (epoch > __atomic_load_n(&env->seen_epoch, __ATOMIC_RELAXED))
-        __atomic_store_n(&env->seen_epoch, epoch, __ATOMIC_RELEASE);
+    /* commit_mu held.  Epochs never repeat, so an older epoch stored over a
+     * newer one noted meanwhile costs one needless catch-up, never a missed
+     * batch. */
+    __atomic_store_n(&env->seen_epoch, epoch, __ATOMIC_RELEASE);
 }
 
 int readers_log_appended(sop_env *env)
 {
     /* commit_mu and the cross-process commit lock held: nobody else moves
      * the epoch now, and this process has read the whole log before its
-     * append, so it is caught up at the new epoch */
+     * append, so it is caught up at the new epoch.  The new epoch is the
+     * batch's sequence number, or one past the old epoch if that is more
+     * (a table written by an older version counted appends): above every
+     * value the epoch had, also after the table was cut and regrown. */
     sop_file *f = env->readers_file;
     if (!f)
         return SOP_OK;
-    uint64_t e;
-    if (env->readers_map) {
-        e = load_le64(env->readers_map + READERS_EPOCH_OFF) + 1;
-        store_le64(env->readers_map + READERS_EPOCH_OFF, e);
-    } else {
-        unsigned char b[8] = {0};
-        size_t got = 0;
-        int rc = f->io->pread(f, b, sizeof b, READERS_EPOCH_OFF, &got);
-        if (rc != SOP_OK)
-            return rc;
-        e = (got == sizeof b ? sop_get64(b) : 0) + 1;
-        sop_put64(b, e);
-        if ((rc = f->io->pwrite(f, b, sizeof b, READERS_EPOCH_OFF)) != SOP_OK)
-            return rc;
-    }
+    unsigned char b[8];
+    size_t got = 0;
+    int rc = f->io->pread(f, b, sizeof b, READERS_EPOCH_OFF, &got);
+    if (rc != SOP_OK)
+        return rc;
+    uint64_t e = got == sizeof b ? sop_get64(b) + 1 : 0;
+    if (got < sizeof b)
+        regrow(env);
+    if (e < env->seq_last)
+        e = env->seq_last;
+    sop_put64(b, e);
+    if ((rc = f->io->pwrite(f, b, sizeof b, READERS_EPOCH_OFF)) != SOP_OK)
+        return rc;
     readers_caught_up(env, e);
     return SOP_OK;
 }

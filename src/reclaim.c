@@ -123,7 +123,7 @@ static int capture_entry(void *arg, uint64_t lid, uint64_t loc, uint32_t len)
     return c->regs.err;
 }
 
-/* Delete log files nothing needs any more (ckpt_mu held): unreferenced by
+/* Delete log files nothing needs any more (ckpt_gate held): unreferenced by
  * this process's versions and by the checkpoint, and every snapshot of every
  * process is at or past the first checkpoint that stopped referring to the
  * file (such a snapshot reads only newer versions, which live elsewhere). */
@@ -163,7 +163,7 @@ static void delete_dead_files(sop_env *env)
     }
 }
 
-int ckpt_write(sop_env *env)
+int ckpt_write(sop_env *env, uint64_t deadline_ns, int skip_if_busy)
 {
     capture cap;
     memset(&cap, 0, sizeof cap);
@@ -171,17 +171,20 @@ int ckpt_write(sop_env *env)
     char *tmp = NULL, *dst = NULL;
     sop_file *f = NULL;
     int rc, flocked = 0;
-    pthread_mutex_lock(&env->ckpt_mu);
-    SOP_CHECK(env->ckpt_lock_file->io->lock(env->ckpt_lock_file, 1, 1));
+    /* skip_if_busy: someone else is writing a checkpoint (or opening the
+     * database) right now: theirs will do, do not wait */
+    uint64_t ckpt_deadline = skip_if_busy ? 0 : deadline_ns;
+    if (gate_enter(&env->ckpt_gate, ckpt_deadline) != SOP_OK)
+        return sop_report(SOP_BUSY, "checkpoint of %s: another thread of this process is still writing one",
+                          env->path);
+    SOP_CHECK(env->ckpt_lock_file->io->lock(env->ckpt_lock_file, 1, ckpt_deadline));
     flocked = 1;
 
-    /* capture a consistent state under the commit lock */
-    pthread_mutex_lock(&env->commit_mu);
-    rc = env->lock_file->io->lock(env->lock_file, 1, 1);
-    if (rc == SOP_OK) {
-        rc = env_catch_up_locked(env);
-        env->lock_file->io->unlock(env->lock_file);
-    }
+    /* capture a consistent state: caught up under the commit lock, copied
+     * under commit_mu alone */
+    SOP_CHECK(env_lock_commit(env, deadline_ns, "checkpoint"));
+    rc = env_catch_up_locked(env);
+    env->lock_file->io->unlock(env->lock_file);
     uint64_t seq = env->seq_last, off = env->log_end, next_lid = env->next_lid;
     uint32_t file = env->cur_file, next_store = env->next_store_id;
     cap.nrefs = env->nfiles_cap;
@@ -198,6 +201,7 @@ int ckpt_write(sop_env *env)
             rc = sop_report(SOP_NOMEM, "checkpoint");
     }
     pthread_mutex_unlock(&env->commit_mu);
+    gate_leave(&env->commit_gate);
     if (rc != SOP_OK)
         goto fail;
     /* everything the checkpoint refers to must be durable first */
@@ -265,7 +269,7 @@ fail:
         f->io->close(f);
     if (flocked)
         env->ckpt_lock_file->io->unlock(env->ckpt_lock_file);
-    pthread_mutex_unlock(&env->ckpt_mu);
+    gate_leave(&env->ckpt_gate);
     sop_free(tmp);
     sop_free(dst);
     sop_free(cap.refs);
@@ -309,7 +313,7 @@ static int collect_victim(void *arg, uint64_t lid, uint64_t loc, uint32_t len)
 }
 
 /* Copy the live blobs of `file` to the end of the log. */
-static int relocate(sop_env *env, uint32_t file, size_t *moved)
+static int relocate(sop_env *env, uint32_t file, size_t *moved, uint64_t deadline_ns)
 {
     *moved = 0;
     victim_blobs v;
@@ -319,13 +323,13 @@ static int relocate(sop_env *env, uint32_t file, size_t *moved)
     log_commit c;
     memset(&c, 0, sizeof c);
     int rc, locked = 0;
-    pthread_mutex_lock(&env->commit_mu);
+    if ((rc = env_lock_commit(env, deadline_ns, "compaction")) != SOP_OK)
+        return rc;
+    locked = 1;
     if (env->poisoned) {
         rc = sop_report(SOP_POISONED, "database %s must be reopened", env->path);
         goto out;
     }
-    SOP_CHECK(env->lock_file->io->lock(env->lock_file, 1, 1));
-    locked = 1;
     SOP_CHECK(env_catch_up_locked(env));
     if (file >= env->cur_file)
         goto out;
@@ -377,17 +381,15 @@ static int relocate(sop_env *env, uint32_t file, size_t *moved)
     *moved = c.n_blobs;
     if (readers_log_appended(env) != SOP_OK)
         sop_clear_errmsg(); /* others then see this batch at the next epoch move */
-    env->lock_file->io->unlock(env->lock_file);
+    env_unlock_commit(env);
     locked = 0;
-    pthread_mutex_unlock(&env->commit_mu);
     if (rc == SOP_OK)
         rc = env_sync_upto(env, seq);
     goto done;
 fail:
 out:
     if (locked)
-        env->lock_file->io->unlock(env->lock_file);
-    pthread_mutex_unlock(&env->commit_mu);
+        env_unlock_commit(env);
 done:
     sbuf_free(&b);
     log_commit_free(&c);
@@ -397,8 +399,9 @@ done:
     return rc;
 }
 
-int env_maintain(sop_env *env, int force)
+int env_maintain(sop_env *env, int force, uint64_t deadline_ns)
 {
+    deadline_ns = SOP_MIN(deadline_ns, env_lock_deadline(env));
     /* also due when most of the log became dead (a large delete, say) */
     env_prune(env);
     reg_stats rs;
@@ -434,7 +437,7 @@ int env_maintain(sop_env *env, int force)
         if (!present || !live || live * 2 >= used)
             continue;
         size_t moved = 0;
-        rc = relocate(env, f, &moved);
+        rc = relocate(env, f, &moved, deadline_ns);
         if (moved) {
             env_prune(env);
             since_ckpt = env->rotate_bytes; /* a checkpoint lets the old file go */
@@ -448,7 +451,7 @@ int env_maintain(sop_env *env, int force)
             waiting = 1;
     pthread_rwlock_unlock(&env->files_lock);
     if (rc == SOP_OK && (force || waiting || since_ckpt >= env->rotate_bytes))
-        rc = ckpt_write(env);
+        rc = ckpt_write(env, deadline_ns, !force);
     return rc;
 }
 
@@ -460,5 +463,5 @@ int sop_env_compact(sop_env *env)
         return env_forked_report(env);
     if (env->flags & SOP_ENV_RDONLY)
         return sop_report(SOP_READONLY, "database %s is open read-only: nothing to compact", env->path);
-    return env_maintain(env, 1);
+    return env_maintain(env, 1, UINT64_MAX);
 }

@@ -594,9 +594,10 @@ int sop_txn_commit(sop_txn *t)
     else
         rc = env_commit(t);
     sop_env *env = t->env;
+    uint64_t deadline = t->deadline_ns;
     txn_end(t);
     if (rc == SOP_OK)
-        env_maintain(env, 0); /* after the snapshot is released; not this commit's failure */
+        env_maintain(env, 0, deadline); /* after the snapshot is released; not this commit's failure */
     return rc;
 }
 
