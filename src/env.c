@@ -246,7 +246,7 @@ int env_open_log(sop_env *env, uint32_t no, int create)
     env->files[no] = f;
     env->file_end[no] = LOG_FILE_HEADER;
     if (!env->first_file || no < env->first_file)
-        env->first_file = no;
+        __atomic_store_n(&env->first_file, no, __ATOMIC_RELAXED);
     pthread_rwlock_unlock(&env->files_lock);
     return SOP_OK;
 }
@@ -397,7 +397,7 @@ static int catch_up(sop_env *env, int locked)
             return SOP_OK;
         if ((rc = env_open_log(env, env->cur_file + 1, 0)) != SOP_OK)
             return rc;
-        env->cur_file++;
+        __atomic_store_n(&env->cur_file, env->cur_file + 1, __ATOMIC_RELAXED); /* read without commit_mu (reclaim.c) */
         env->log_end = LOG_FILE_HEADER;
         env->alloc_end = 0; /* unknown: another process may have preallocated it */
         pthread_mutex_lock(&env->mu);
@@ -1179,7 +1179,7 @@ int env_batch_start(sop_env *env, uint64_t *base)
         pthread_mutex_lock(&env->mu);
         if (!env->unsynced_lo)
             env->unsynced_lo = env->cur_file; /* the old file may hold unsynced batches */
-        env->cur_file++;
+        __atomic_store_n(&env->cur_file, env->cur_file + 1, __ATOMIC_RELAXED);
         env->log_end = LOG_FILE_HEADER;
         env->alloc_end = LOG_FILE_HEADER;
         env->log_bytes += LOG_FILE_HEADER;

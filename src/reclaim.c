@@ -146,7 +146,7 @@ static void delete_dead_files(sop_env *env)
             file = env->files[f];
             size = env->file_end[f];
             env->files[f] = NULL;
-            env->first_file = f + 1;
+            __atomic_store_n(&env->first_file, f + 1, __ATOMIC_RELAXED); /* read under mu too */
         }
         pthread_rwlock_unlock(&env->files_lock);
         if (!dead)
@@ -410,7 +410,9 @@ int env_maintain(sop_env *env, int force, uint64_t deadline_ns)
     int due = force || env->log_bytes - env->maint_log_bytes > (env->rotate_bytes / 4) ||
               env->log_bytes < env->maint_log_bytes ||
               (env->log_bytes > rs.live_bytes * 2 + env->rotate_bytes &&
-               env->cur_file > env->first_file && (++env->maint_tries % 16) == 1);
+               __atomic_load_n(&env->cur_file, __ATOMIC_RELAXED) >
+                   __atomic_load_n(&env->first_file, __ATOMIC_RELAXED) &&
+               (++env->maint_tries % 16) == 1);
     if (due)
         env->maint_log_bytes = env->log_bytes;
     uint64_t since_ckpt = env->log_bytes - SOP_MIN(env->ckpt_log_bytes, env->log_bytes);
