@@ -627,7 +627,7 @@ static void random_bytes(const sop_io *io, unsigned char *p, size_t n)
 {
     sop_file *f = NULL;
     size_t got = 0;
-    if (io->open(io, "/dev/urandom", SOP_IO_READONLY, &f) == SOP_OK) {
+    if (io->open(io, "/dev/urandom", SOP_IO_READONLY | SOP_IO_DEVICE, &f) == SOP_OK) {
         if (f->io->pread(f, p, n, 0, &got) != SOP_OK)
             got = 0;
         f->io->close(f);

@@ -13,6 +13,10 @@
 
 #define SOP_IO_CREATE 0x1
 #define SOP_IO_READONLY 0x2
+/* open may return something that is not a regular file (a device such as
+ * /dev/urandom); without it, a FIFO, device, socket or folder under a
+ * database file's name is refused with SOP_IOERR, and opening never blocks */
+#define SOP_IO_DEVICE 0x4
 
 typedef struct sop_io sop_io;
 typedef struct sop_file {

@@ -50,12 +50,35 @@ static int p_open(const sop_io *io, const char *path, int flags, sop_file **out)
     int oflags = O_CLOEXEC | ((flags & SOP_IO_READONLY) ? O_RDONLY : O_RDWR);
     if (flags & SOP_IO_CREATE)
         oflags |= O_CREAT;
+    if (!(flags & SOP_IO_DEVICE))
+        oflags |= O_NONBLOCK; /* a FIFO under a database file's name must not block the open */
     int fd;
     do
         fd = open(path, oflags, 0644);
     while (fd < 0 && errno == EINTR);
     if (fd < 0)
         return io_error("open", path, errno);
+    if (!(flags & SOP_IO_DEVICE)) {
+        struct stat st;
+        if (fstat(fd, &st) != 0) {
+            int e = errno;
+            close(fd);
+            return io_error("stat", path, e);
+        }
+        if (!S_ISREG(st.st_mode)) {
+            close(fd);
+            return sop_report(SOP_IOERR, "%s is not a regular file (%s)", path,
+                              S_ISFIFO(st.st_mode)  ? "a FIFO"
+                              : S_ISDIR(st.st_mode) ? "a folder"
+                              : S_ISSOCK(st.st_mode) ? "a socket"
+                                                     : "a device");
+        }
+        /* back to blocking I/O (O_NONBLOCK means nothing for regular files,
+         * but the flag stays visible to fcntl users) */
+        int fl = fcntl(fd, F_GETFL);
+        if (fl >= 0)
+            (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    }
     posix_file *f = sop_calloc(1, sizeof *f);
     char *p = sop_strdup(path);
     if (!f || !p) {

@@ -391,7 +391,8 @@ static int overlaps_zero(const unsigned char *zero, uint64_t off, uint64_t a, ui
  * zeros explain the failure (a torn write); a failing record no zero share
  * touches is damage to data written whole, even though the batch also
  * holds zeros of its own (a value of zero bytes, say). */
-static int zeros_explain_damage(const unsigned char *b, uint64_t off, uint64_t n, uint32_t tlen)
+static int zeros_explain_damage(const unsigned char *b, uint64_t off, uint64_t n, uint32_t tlen,
+                                int header_bad)
 {
     uint64_t first = off - off % SECTOR, nshares = (off + n - first + SECTOR - 1) / SECTOR;
     unsigned char *zero = sop_calloc(nshares ? nshares : 1, 1);
@@ -408,6 +409,8 @@ static int zeros_explain_damage(const unsigned char *b, uint64_t off, uint64_t n
         any |= zero[i];
     }
     int explained = any;
+    if (header_bad && !overlaps_zero(zero, off, off, off + LOG_BATCH_HEADER))
+        explained = 0; /* a header that fails with no zeros on it */
     uint64_t tstart = off + n - tlen;
     log_commit c;
     if (explained && log_parse_trailer(b + n - tlen, tlen, &c, "", tstart) == SOP_OK) {
@@ -503,10 +506,10 @@ static void find_later_batches(sop_file *f, uint64_t from, uint64_t size, uint64
 }
 
 /* Is there, in [from, limit), a complete commit record (trailer) of commit
- * `seq` whose checksum verifies?  Then the batch it ends was written whole,
- * whatever happened to its header. */
-static int trailer_of(sop_file *f, uint64_t from, uint64_t limit, uint64_t seq, unsigned char **buf,
-                      size_t *cap)
+ * `seq` whose checksum verifies?  Returns the end of the batch it closes
+ * (0: none): that batch was written, whatever happened to its header. */
+static uint64_t trailer_of(sop_file *f, uint64_t from, uint64_t limit, uint64_t seq, unsigned char **buf,
+                           size_t *cap, uint64_t *start)
 {
     unsigned char win[4096];
     for (uint64_t pos = from; pos + 48 <= limit;) {
@@ -547,8 +550,10 @@ static int trailer_of(sop_file *f, uint64_t from, uint64_t limit, uint64_t seq, 
                 log_parse_trailer(*buf, (size_t)len, &c, f->path, at) == SOP_OK) {
                 int match = c.seq == seq;
                 log_commit_free(&c);
-                if (match)
-                    return 1;
+                if (match) {
+                    *start = at;
+                    return at + len; /* the end of the batch it closes */
+                }
             }
             sop_clear_errmsg();
         }
@@ -583,7 +588,7 @@ static void judge_damage(sop_file *f, uint64_t off, uint64_t size, uint64_t seq,
                 unsigned char *b = sop_malloc((size_t)len);
                 size_t g = 0;
                 if (b && f->io->pread(f, b, (size_t)len, off, &g) == SOP_OK && g == len)
-                    d->torn_sign = zeros_explain_damage(b, off, len, tlen);
+                    d->torn_sign = zeros_explain_damage(b, off, len, tlen, 0);
                 sop_clear_errmsg();
                 sop_free(b);
             }
@@ -597,7 +602,25 @@ static void judge_damage(sop_file *f, uint64_t off, uint64_t size, uint64_t seq,
          * header (written last), partly overwritten by the commits that
          * followed: no commit record of this commit */
         uint64_t limit = d->next_valid ? d->next_valid : size;
-        d->torn_sign = !trailer_of(f, off + LOG_BATCH_HEADER, limit, seq, buf, cap);
+        uint64_t tstart = 0, tend = trailer_of(f, off + LOG_BATCH_HEADER, limit, seq, buf, cap, &tstart);
+        if (!tend) {
+            d->torn_sign = 1;
+        } else {
+            /* the batch's extent is known from its commit record: a
+             * header that straddles a sector boundary may be torn in half
+             * (then zeros explain it and every other failing record) */
+            uint64_t len = tend - off;
+            size_t g = 0;
+            d->end = tend;
+            if (has_zero_sector(f, off, tend) && len <= ((uint64_t)64 << 20)) {
+                unsigned char *b = sop_malloc((size_t)len);
+                uint32_t tlen = (uint32_t)(tend - tstart);
+                if (b && tlen && f->io->pread(f, b, (size_t)len, off, &g) == SOP_OK && g == len)
+                    d->torn_sign = zeros_explain_damage(b, off, len, tlen, 1);
+                sop_clear_errmsg();
+                sop_free(b);
+            }
+        }
     }
 }
 

@@ -338,6 +338,48 @@ static void env_leave(EnvObject *self)
     self->inflight--;
 }
 
+
+/* ---- fork() ------------------------------------------------------------------
+ * Every Env of the process is listed (under the GIL).  In a fork() child the
+ * atfork handler moves sopy_fork_gen on and drops the engine pointer of every
+ * inherited transaction without touching it: a parent thread may have been
+ * inside an engine call on it at the fork (committing, which frees it), so
+ * the pointer may dangle and its mutex may be held by a thread that does not
+ * exist here.  The Python objects then report MisuseError naming fork; the
+ * engine refuses the inherited Env itself the same way. */
+unsigned sopy_fork_gen;
+static EnvObject *sopy_envs;
+
+static void env_list_add(EnvObject *e)
+{
+    e->prev_env = NULL;
+    e->next_env = sopy_envs;
+    if (sopy_envs)
+        sopy_envs->prev_env = e;
+    sopy_envs = e;
+}
+
+static void env_list_remove(EnvObject *e)
+{
+    if (e->prev_env)
+        e->prev_env->next_env = e->next_env;
+    else if (sopy_envs == e)
+        sopy_envs = e->next_env;
+    if (e->next_env)
+        e->next_env->prev_env = e->prev_env;
+    e->prev_env = e->next_env = NULL;
+}
+
+static void sopy_after_fork_child(void)
+{
+    __atomic_add_fetch(&sopy_fork_gen, 1, __ATOMIC_RELAXED);
+    for (EnvObject *e = sopy_envs; e; e = e->next_env) {
+        e->inflight = 0; /* those calls ran in threads the child does not have */
+        for (TxnObject *t = e->txns; t; t = t->next)
+            __atomic_store_n(&t->txn, NULL, __ATOMIC_RELAXED);
+    }
+}
+
 static PyObject *Env_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"path", "cache_bytes", "nosync", NULL};
@@ -376,6 +418,8 @@ static PyObject *Env_new(PyTypeObject *type, PyObject *args, PyObject *kw)
         return sopy_raise_err(&err);
     }
     self->env = env;
+    self->fork_gen = __atomic_load_n(&sopy_fork_gen, __ATOMIC_RELAXED);
+    env_list_add(self);
     return (PyObject *)self;
 }
 
@@ -413,7 +457,7 @@ static PyObject *Env_close(EnvObject *self, PyObject *unused)
     (void)unused;
     if (!self->env)
         Py_RETURN_NONE;
-    if (self->inflight > 0 || self->closing)
+    if ((self->inflight > 0 || self->closing) && !sopy_inherited(self->fork_gen))
         return sopy_raise(SOP_MISUSE, "cannot close %R while another thread is using it",
                           self->path);
     self->closing = 1;
@@ -434,6 +478,7 @@ static PyObject *Env_close(EnvObject *self, PyObject *unused)
 
 static void Env_dealloc(EnvObject *self)
 {
+    env_list_remove(self);
     /* Every Txn holds a reference to its Env, so none is alive here. */
     if (self->env) {
         sop_env *env = self->env;
@@ -465,6 +510,7 @@ static PyObject *Env_begin(EnvObject *self, PyObject *args, PyObject *kw)
     t->env = NULL;
     t->txn = NULL;
     t->mode = mode;
+    t->fork_gen = self->fork_gen;
     t->prev = t->next = NULL;
     t->lock_ready = pthread_mutex_init(&t->lock, NULL) == 0;
     if (!t->lock_ready) {
@@ -701,8 +747,8 @@ static void Txn_dealloc(TxnObject *self)
         sopy_txn_set(self, NULL);
     }
     txn_unlink(self);
-    if (self->lock_ready)
-        pthread_mutex_destroy(&self->lock);
+    if (self->lock_ready && !sopy_inherited(self->fork_gen))
+        pthread_mutex_destroy(&self->lock); /* (a parent thread may hold an inherited one) */
     Py_XDECREF(self->env);
     PyObject_Free(self);
 }
@@ -720,7 +766,7 @@ static PyObject *Txn_commit(TxnObject *self, PyObject *unused)
     });
     txn_unlink(self);
     if (ended)
-        return sopy_raise(SOP_TXN_ENDED, SOPY_ENDED_MSG);
+        return sopy_raise_ended(self);
     if (err.rc)
         return sopy_raise_err(&err);
     Py_RETURN_NONE;
@@ -904,7 +950,7 @@ static PyObject *Txn_open_store(TxnObject *self, PyObject *args, PyObject *kw)
     Arena sa; /* a copy of the store's index spec */
     Span sspec = {0, SPAN_NONE};
     arena_init(&sa);
-    SOPY_WITH_TXN(self, if (!self->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG);
+    SOPY_WITH_TXN(self, if (!self->txn) sopy_capture_ended(self, &err);
                   else {
                       int rc = sop_store_open(self->txn, cname, creating ? &c.o : NULL, &store);
                       if (rc == SOP_OK)
@@ -1086,6 +1132,9 @@ PyMODINIT_FUNC PyInit__sop(void)
     PyObject *m = PyModule_Create(&sop_module);
     if (!m)
         return NULL;
+    static int atfork_done;
+    if (!atfork_done && pthread_atfork(NULL, NULL, sopy_after_fork_child) == 0)
+        atfork_done = 1;
     PyObject *classes = PyDict_New();
     if (!classes || make_exceptions(m, classes) < 0 || add_obj(m, "ERROR_CLASSES", classes) < 0)
         goto fail;

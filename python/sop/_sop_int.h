@@ -193,6 +193,8 @@ typedef struct EnvObject {
     long inflight;     /* env-level engine calls running without the GIL */
     int closing;       /* close() in progress: refuse new work */
     TxnObject *txns;   /* live Txn objects (not refcounted; each Txn refs us) */
+    unsigned fork_gen; /* sopy_fork_gen when opened */
+    struct EnvObject *prev_env, *next_env; /* every Env of the process (_sop.c, fork) */
 } EnvObject;
 
 struct TxnObject {
@@ -202,6 +204,7 @@ struct TxnObject {
     pthread_mutex_t lock;      /* serialises every engine call on txn */
     int lock_ready;            /* lock was initialised */
     int mode;
+    unsigned fork_gen;         /* sopy_fork_gen when made (see sopy_inherited) */
     TxnObject *prev, *next;    /* in env->txns */
 };
 
@@ -261,19 +264,32 @@ extern PyTypeObject SopStore_Type;
  * with CancelledError set. */
 int sopy_check_ctx(PyObject *ctx);
 
+/* fork(): a counter that an atfork child handler moves on (_sop.c).  An Env
+ * or Txn made at another value was inherited from the parent: the engine
+ * refuses every call on it (SOP_MISUSE naming fork), and its mutex may be
+ * held by a parent thread that does not exist here, so it is not taken
+ * (nothing behind it is touched: the engine returns at its first check). */
+extern unsigned sopy_fork_gen;
+static inline int sopy_inherited(unsigned gen)
+{
+    return gen != __atomic_load_n(&sopy_fork_gen, __ATOMIC_RELAXED);
+}
+
 /* Take / try / give back the transaction mutex.  sopy_txn_lock may block, so
  * it is only called with the GIL released. */
 static inline void sopy_txn_lock(TxnObject *t)
 {
-    pthread_mutex_lock(&t->lock);
+    if (!sopy_inherited(t->fork_gen))
+        pthread_mutex_lock(&t->lock);
 }
 static inline int sopy_txn_trylock(TxnObject *t)
 {
-    return pthread_mutex_trylock(&t->lock) == 0;
+    return sopy_inherited(t->fork_gen) || pthread_mutex_trylock(&t->lock) == 0;
 }
 static inline void sopy_txn_unlock(TxnObject *t)
 {
-    pthread_mutex_unlock(&t->lock);
+    if (!sopy_inherited(t->fork_gen))
+        pthread_mutex_unlock(&t->lock);
 }
 
 /* Run the statements in __VA_ARGS__ with the GIL released and the txn
@@ -290,5 +306,24 @@ static inline void sopy_txn_unlock(TxnObject *t)
 
 /* Message used when a transaction has ended. */
 #define SOPY_ENDED_MSG "it was committed or rolled back"
+#define SOPY_FORK_MSG                                                                   \
+    "this transaction was begun before fork(), in the parent process; a handle cannot " \
+    "be used in a child process: open the database again here"
+
+/* A transaction found without its engine handle: ended, or inherited
+ * through fork() (the child handler drops every inherited one). */
+static inline void sopy_capture_ended(const TxnObject *t, SopErr *e)
+{
+    if (sopy_inherited(t->fork_gen))
+        sopy_capture_msg(e, SOP_MISUSE, SOPY_FORK_MSG);
+    else
+        sopy_capture_msg(e, SOP_TXN_ENDED, SOPY_ENDED_MSG);
+}
+static inline PyObject *sopy_raise_ended(const TxnObject *t)
+{
+    if (sopy_inherited(t->fork_gen))
+        return sopy_raise(SOP_MISUSE, "%s", SOPY_FORK_MSG);
+    return sopy_raise(SOP_TXN_ENDED, SOPY_ENDED_MSG);
+}
 
 #endif /* SOP_PY_INT_H */

@@ -33,7 +33,10 @@
 static int store_alive(StoreObject *self)
 {
     if (!self->txn || !sopy_txn_peek(self->txn)) {
-        sopy_raise(SOP_TXN_ENDED, SOPY_ENDED_MSG);
+        if (self->txn)
+            sopy_raise_ended(self->txn);
+        else
+            sopy_raise(SOP_TXN_ENDED, SOPY_ENDED_MSG);
         return -1;
     }
     return 0;
@@ -603,7 +606,7 @@ static PyObject *store_write(StoreObject *self, PyObject *ctx, PyObject *key, Py
     sop_store *s = self->store;
     SopErr err = SOPY_NO_ERR;
     int all_ok = 1;
-    SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
+    SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_ended(t, &err); else {
         for (size_t i = 0; i < b.n; i++) {
             WItem *it = &b.items[i];
             sop_val k = span_val(&b.a, it->key), kd = span_val(&b.a, it->kdoc),
@@ -716,7 +719,7 @@ static PyObject *Store_update_current_key(StoreObject *self, FASTCALL_ARGS)
     sop_cursor *cur = self->cur;
     SopErr err = SOPY_NO_ERR;
     int ok = 0;
-    SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
+    SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_ended(t, &err); else {
         sop_val kv = span_val(&a, k), dv = span_val(&a, kd);
         int rc = sop_cursor_update_key(cur, &kv, kd.len == SPAN_NONE ? NULL : &dv);
         cursor_moved(self);
@@ -751,7 +754,7 @@ static PyObject *Store_update_current_value(StoreObject *self, FASTCALL_ARGS)
     sop_cursor *cur = self->cur;
     SopErr err = SOPY_NO_ERR;
     int ok = 0;
-    SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
+    SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_ended(t, &err); else {
         sop_val vv = span_val(&a, v);
         int rc = sop_cursor_update_value(cur, &vv);
         cursor_moved(self);
@@ -791,7 +794,7 @@ static PyObject *find_common(StoreObject *self, PyObject *ctx, PyObject *key, Py
     Arena ca; /* the item found, for get_current_item */
     FetchRec rec;
     arena_init(&ca);
-    SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
+    SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_ended(t, &err); else {
         sop_val kv = span_val(&a, k);
         int rc;
         if (copy && idobj == Py_None) { /* find and read in one engine call */
@@ -853,7 +856,7 @@ static PyObject *navigate(StoreObject *self, PyObject *ctx, int how)
     sop_cursor *cur = self->cur;
     SopErr err = SOPY_NO_ERR;
     int ok = 0;
-    SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
+    SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_ended(t, &err); else {
         int rc = how == NAV_FIRST  ? sop_cursor_first(cur)
                  : how == NAV_LAST ? sop_cursor_last(cur)
                  : how == NAV_NEXT ? sop_cursor_next(cur)
@@ -904,7 +907,7 @@ static PyObject *current(StoreObject *self, PyObject *ctx, int with_value, int s
     FetchRec rec;
     int have = 0;
     arena_init(&a);
-    SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
+    SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_ended(t, &err); else {
         sop_val k, kd, v;
         sop_id id;
         int rc = sop_cursor_get(cur, &k, &kd, with_value ? &v : NULL, &id);
@@ -1025,7 +1028,7 @@ static PyObject *fetch(StoreObject *self, PyObject *const *args, Py_ssize_t narg
     SopErr err = SOPY_NO_ERR;
     FetchBuf fb;
     fetchbuf_init(&fb);
-    SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
+    SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_ended(t, &err); else {
         /* sop.h: no wrap-around; past an end there is nothing until the
          * cursor is positioned again */
         int rc = sop_cursor_fetch(cur, &paging, what, fetchbuf_cb, &fb);
@@ -1121,7 +1124,7 @@ static PyObject *Store_get_values(StoreObject *self, FASTCALL_ARGS)
     sop_cursor *cur = self->cur;
     SopErr err = SOPY_NO_ERR;
     static const sop_id zero_id;
-    SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
+    SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_ended(t, &err); else {
         for (Py_ssize_t i = 0; i < n; i++) {
             sop_val kv = span_val(&a, keys[i]);
             int has_id = memcmp(&ids[i], &zero_id, sizeof zero_id) != 0;
@@ -1200,7 +1203,7 @@ static PyObject *Store_count(StoreObject *self, PyObject *unused)
     sop_store *s = self->store;
     SopErr err = SOPY_NO_ERR;
     uint64_t count = 0;
-    SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
+    SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_ended(t, &err); else {
         int rc = sop_store_count(s, &count);
         if (rc != SOP_OK)
             sopy_capture(&err, rc, t->txn);
@@ -1247,7 +1250,7 @@ static PyObject *Store_get_store_info(StoreObject *self, PyObject *unused)
     Arena a;
     arena_init(&a);
     Span name = {0, SPAN_NONE}, desc = {0, SPAN_NONE}, spec = {0, SPAN_NONE}, meta = {0, SPAN_NONE};
-    SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_msg(&err, SOP_TXN_ENDED, SOPY_ENDED_MSG); else {
+    SOPY_WITH_TXN(t, if (!t->txn) sopy_capture_ended(t, &err); else {
         int rc = sop_store_get_info(s, &info);
         if (rc != SOP_OK) {
             sopy_capture(&err, rc, t->txn);

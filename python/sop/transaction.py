@@ -170,7 +170,14 @@ class Transaction:
 
     def _native_commit(self) -> None:
         txn = self._txn
-        if txn is None or txn.ended:
+        if txn is not None and txn.ended:
+            try:
+                txn.commit()  # MisuseError naming fork when begun in the parent process
+            except _sop.Error as e:
+                if getattr(e, "code", None) == _sop.SOP_MISUSE:
+                    raise
+            txn = None
+        if txn is None:
             _sop.raise_error(_sop.SOP_TXN_ENDED, f"transaction {self.transaction_id} has ended")
         txn.commit()
 

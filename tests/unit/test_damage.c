@@ -302,10 +302,12 @@ TEST(last_commit_rot_and_torn)
     fclose(f);
     sop_env *env = NULL;
     CHECK_RC(sop_env_open(dir, &opts, &env), SOP_OK);
+    REQUIRE(env != NULL);
     sop_txn *t = NULL;
     sop_store *s = NULL;
     uint64_t count = 0;
-    REQUIRE(sop_txn_begin(env, SOP_TXN_READ, 0, &t) == SOP_OK);
+    CHECK_RC(sop_txn_begin(env, SOP_TXN_READ, 0, &t), SOP_OK);
+    REQUIRE(t != NULL);
     REQUIRE(sop_store_open(t, "items", NULL, &s) == SOP_OK);
     CHECK_RC(sop_store_count(s, &count), SOP_OK);
     CHECK(count == 239); /* 240 committed, the torn last one cut */

@@ -208,6 +208,51 @@ TEST(torn_tail_and_damaged_bytes)
     f->io->close(f);
 }
 
+/* A header that straddles a sector boundary: a power loss may write one
+ * sector and not the other.  Half of it zeros (its commit record further on
+ * intact): torn, cut.  A flipped byte in it instead: damage. */
+TEST(header_across_sectors)
+{
+    sop_file *f;
+    REQUIRE(sop_io_posix()->open(sop_io_posix(), path, SOP_IO_CREATE, &f) == SOP_OK);
+    f->io->truncate(f, 0);
+    uint64_t ends[40];
+    uint64_t end = write_batches(f, 40, ends);
+    int k = -1;
+    for (int i = 1; i < 40 && k < 0; i++)
+        if (ends[i - 1] % 512 > 512 - LOG_BATCH_HEADER)
+            k = i; /* batch i's header crosses a sector boundary */
+    REQUIRE(k > 0);
+    f->io->truncate(f, ends[k]); /* make it the last batch */
+    end = ends[k];
+    uint64_t at = ends[k - 1], boundary = (at / 512 + 1) * 512;
+    unsigned char *all = malloc(end);
+    size_t got;
+    f->io->pread(f, all, end, 0, &got);
+    for (int half = 0; half < 2; half++) {
+        /* the first or the second sector of the header never written */
+        if (half == 0)
+            zero_range(f, at, boundary);
+        else
+            zero_range(f, boundary, SOP_MIN(end, boundary + 512));
+        seen s = {0, 0, 0};
+        uint64_t stop;
+        int torn;
+        CHECK_RC(log_scan(f, LOG_FILE_HEADER, 0, 0, on_batch, &s, &stop, &torn), SOP_OK);
+        CHECK(s.batches == k && stop == at && torn);
+        f->io->pwrite(f, all, end, 0);
+    }
+    unsigned char b = all[at + 2] ^ 0x20;
+    f->io->pwrite(f, &b, 1, at + 2);
+    seen s = {0, 0, 0};
+    uint64_t stop;
+    int torn;
+    CHECK_RC(log_scan(f, LOG_FILE_HEADER, 0, 0, on_batch, &s, &stop, &torn), SOP_CORRUPT);
+    CHECK(s.batches == k && stop == at);
+    free(all);
+    f->io->close(f);
+}
+
 /* Damage in the middle, valid batches after it (written by several threads
  * or processes: the durable marks of the batches right after it may lag). */
 TEST(damage_before_valid_commits_is_corruption)
@@ -267,6 +312,7 @@ int main(void)
     RUN(round_trip_and_blob_reads);
     RUN(torn_tail_and_damaged_bytes);
     RUN(damage_before_valid_commits_is_corruption);
+    RUN(header_across_sectors);
     RUN(file_header_checks);
     unlink(path);
     TEST_EXIT();

@@ -1,0 +1,22 @@
+"""Wrong values for the database path from Python (helper h5).
+
+A folder name with a NUL byte is refused by the native Env with
+sop.InvalidArgumentError ("bad database path"); through sop.Database the
+same name escapes as a bare ValueError from os.makedirs, not a sop
+exception.  Expected: the same specific sop error either way."""
+
+import pytest
+
+import sop
+import sop._sop
+
+
+def test_env_nul_in_path_is_sop_error(tmp_path):
+    with pytest.raises(sop.InvalidArgumentError):
+        sop._sop.Env(str(tmp_path / "a\0b"))
+
+
+def test_database_nul_in_folder_is_sop_error(tmp_path):
+    db = sop.Database(sop.DatabaseOptions(stores_folders=[str(tmp_path / "a\0b")]))
+    with pytest.raises(sop.InvalidArgumentError):
+        db.begin_transaction(sop.Context())
