@@ -382,12 +382,17 @@ static void sopy_after_fork_child(void)
 
 static PyObject *Env_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"path", "cache_bytes", "nosync", NULL};
+    static char *kwlist[] = {"path", "cache_bytes", "nosync", "lock_timeout_ms", NULL};
     PyObject *path, *fspath = NULL;
-    unsigned long long cache = 0;
+    long long cache = 0, lock_ms = 0;
     int nosync = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|Kp:Env", kwlist, &path, &cache, &nosync))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|LpL:Env", kwlist, &path, &cache, &nosync, &lock_ms))
         return NULL;
+    if (cache < 0)
+        return sopy_raise(SOP_INVALID, "cache_bytes must be >= 0 (0: the default), not %lld", cache);
+    if (lock_ms < 0 || lock_ms > UINT32_MAX)
+        return sopy_raise(SOP_INVALID, "lock_timeout_ms must be 0..%u (0: 30 s), not %lld",
+                          (unsigned)UINT32_MAX, lock_ms);
     if (!PyUnicode_FSConverter(path, &fspath)) {
         if (PyErr_ExceptionMatches(PyExc_ValueError))
             return sopy_reraise_as(SOP_INVALID, "bad database path");
@@ -404,6 +409,7 @@ static PyObject *Env_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     memset(&opts, 0, sizeof opts); /* fields added later default to 0 */
     opts.cache_bytes = (size_t)cache;
     opts.flags = nosync ? SOP_ENV_NOSYNC : 0u;
+    opts.lock_timeout_ms = (uint32_t)lock_ms;
     const char *p = PyBytes_AS_STRING(fspath);
     SopErr err = SOPY_NO_ERR;
     sop_env *env = NULL;
