@@ -398,6 +398,23 @@ def test_error_classes_are_named_in_the_package():
         assert f"class {name}(" in stub, name
 
 
+def _mypy_env():
+    """mypy finds an installed sop (py.typed) by itself and refuses a
+    site-packages folder in MYPYPATH; a staged build is named there."""
+    import site
+    import sysconfig
+    env = dict(os.environ)
+    parent = os.path.realpath(os.path.dirname(os.path.dirname(sop.__file__)))
+    installed = {os.path.realpath(p) for p in
+                 [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
+                  *site.getsitepackages(), site.getusersitepackages()]}
+    if parent in installed:
+        env.pop("MYPYPATH", None)
+    else:
+        env["MYPYPATH"] = parent
+    return env
+
+
 def test_mypy_sees_the_error_classes(tmp_path):
     pytest.importorskip("mypy")
     snippet = tmp_path / "snippet.py"
@@ -411,8 +428,7 @@ def test_mypy_sees_the_error_classes(tmp_path):
         "    except (sop.StoreNotFoundError, sop.InvalidTransactionStateError):\n"
         "        pass\n"
         "    raise sop.TransactionTimeoutError('x')\n")
-    env = dict(os.environ)
-    env["MYPYPATH"] = os.path.dirname(os.path.dirname(sop.__file__))
+    env = _mypy_env()
     res = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental",
                           "--follow-imports=silent", "--cache-dir", str(tmp_path / "cache"),
                           str(snippet)], capture_output=True, text=True, env=env,
@@ -424,8 +440,7 @@ def test_mypy_checks_the_package_clean(tmp_path):
     """The package's annotations agree with the stub (a type error in them
     would surface in users' type checks of the calls they make)."""
     pytest.importorskip("mypy")
-    env = dict(os.environ)
-    env["MYPYPATH"] = os.path.dirname(os.path.dirname(sop.__file__))
+    env = _mypy_env()
     res = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental",
                           "--cache-dir", str(tmp_path / "cache"), "-p", "sop"],
                          capture_output=True, text=True, env=env, cwd=str(tmp_path),
