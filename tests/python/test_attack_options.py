@@ -95,3 +95,18 @@ def test_fifo_options_file_does_not_hang(tmp_path):
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert len(lines) == 2 and all(line.startswith("sop-error") for line in lines), r.stdout
+
+
+def test_huge_max_time_is_invalid_argument(tmp_path):
+    """Defect: begin_transaction converts max_time with float() and catches
+    only TypeError/ValueError, so an int beyond the float range escapes as a
+    raw OverflowError.  Expected: InvalidArgumentError (or the 60-minute cap,
+    as for any other large number)."""
+    db = Database(str(tmp_path / "db"))
+    try:
+        t = db.begin_transaction(sop.Context(), max_time=10 ** 400)
+    except sop.InvalidArgumentError:
+        db.close()
+        return
+    t.rollback(sop.Context())
+    db.close()
