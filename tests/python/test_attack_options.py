@@ -110,3 +110,17 @@ def test_huge_max_time_is_invalid_argument(tmp_path):
         return
     t.rollback(sop.Context())
     db.close()
+
+
+def test_get_options_on_a_regular_file_is_an_error(tmp_path):
+    """Defect (inconsistency): get_options on a path that is a regular file
+    returns None ("no options saved") while setup and Database on the same
+    path raise StorageIOError ("it exists and is not a directory").
+    Expected: get_options raises a sop error too, since that path can never
+    hold a database."""
+    f = tmp_path / "plain"
+    f.write_text("not a folder")
+    with pytest.raises(sop.Error):
+        Database.get_options(sop.Context(), str(f))
+    with pytest.raises(sop.StorageIOError):
+        Database.setup(sop.Context(), DatabaseOptions(stores_folders=[str(f)]))
