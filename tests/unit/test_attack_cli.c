@@ -10,7 +10,12 @@
  *    {"$bytes":...}), so two items with different bytes keys look the same;
  *  - stores_name_with_newline: a store named "a\nb" (the engine accepts it)
  *    is listed by `sop stores` raw, so its one line becomes two and a line
- *    "b  1 items" appears for a store that does not exist.
+ *    "b  1 items" appears for a store that does not exist;
+ *  - create_race_one_winner: `sop create PATH` promises to fail when PATH
+ *    already holds a database, but it looks (read-only open) and then
+ *    creates, so several concurrent creates of one new PATH all exit 0 and
+ *    all report that they created it (seen in about half of the rounds of
+ *    4 concurrent creates).  Expected: exactly one exits 0, the others 2.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -264,6 +269,45 @@ TEST(stores_name_with_newline)
     CHECK(lines == 1); /* one store, one line */
 }
 
+TEST(create_race_one_winner)
+{
+    int bad_rounds = 0;
+    for (int round = 0; round < 30; round++) {
+        char dir[400];
+        snprintf(dir, sizeof dir, "%s/race%d", base, round);
+        pid_t kids[4];
+        for (int i = 0; i < 4; i++) {
+            kids[i] = fork();
+            if (kids[i] == 0) {
+                int nul = open("/dev/null", O_WRONLY);
+                if (nul >= 0) {
+                    dup2(nul, 1);
+                    dup2(nul, 2);
+                }
+                char *argv[] = {getenv("SOP_CLI"), "create", dir, NULL};
+                execv(argv[0], argv);
+                _exit(127);
+            }
+        }
+        int ok = 0, refused = 0;
+        for (int i = 0; i < 4; i++) {
+            int st;
+            if (kids[i] > 0 && waitpid(kids[i], &st, 0) == kids[i] && WIFEXITED(st)) {
+                ok += WEXITSTATUS(st) == 0;
+                refused += WEXITSTATUS(st) == 2;
+            }
+        }
+        if (ok != 1 || refused != 3) {
+            if (!bad_rounds)
+                fprintf(stderr, "round %d: %d creates exited 0, %d exited 2\n", round, ok, refused);
+            bad_rounds++;
+        }
+    }
+    if (bad_rounds)
+        fprintf(stderr, "%d of 30 rounds: not exactly one create succeeded\n", bad_rounds);
+    CHECK(bad_rounds == 0);
+}
+
 int main(void)
 {
     if (!getenv("SOP_CLI")) {
@@ -280,6 +324,7 @@ int main(void)
     RUN(dump_infinite_key_is_json);
     RUN(dump_bytes_key_keeps_bytes);
     RUN(stores_name_with_newline);
+    RUN(create_race_one_winner);
     if (!getenv("SOP_KEEP")) {
         char cmd[1024];
         snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s' '%s'", base, out_path, err_path);
