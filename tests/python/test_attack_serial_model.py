@@ -24,13 +24,17 @@ STORES = ("a", "b")
 KEYS = 10
 
 
-def _ops_for(rng):
+SPAN = 3
+
+
+def _ops_for(rng, keys=KEYS):
     ops = []
     for _ in range(rng.randint(1, 5)):
         s = rng.choice(STORES)
-        k = rng.randrange(KEYS)
+        k = rng.randrange(keys)
         kind = rng.choice(["find", "scan", "count", "add", "update", "upsert",
-                           "remove", "replace", "find", "count"])
+                           "remove", "replace", "find", "count", "rscan", "rscan",
+                           "last", "rev", "add", "remove"])
         ops.append((kind, s, k, rng.randrange(1000)))
     return ops
 
@@ -45,6 +49,12 @@ def _model_apply(state, op):
         return sorted(d.items())
     if kind == "count":
         return len(d)
+    if kind == "rscan":
+        return [(x, d[x]) for x in sorted(d) if k <= x <= k + SPAN]
+    if kind == "last":
+        return (max(d), d[max(d)]) if d else None
+    if kind == "rev":
+        return sorted(d.items(), reverse=True)
     if kind == "add":
         if k in d:
             return False
@@ -88,6 +98,32 @@ def _engine_apply(ctx, st, op):
         return out
     if kind == "count":
         return b.count()
+    if kind == "rscan":
+        out = []
+        b.find(ctx, k)
+        while True:
+            try:
+                it = b.get_current_item(ctx)
+            except sop.NoCurrentItemError:  # find went past the last key
+                return out
+            if it.key is None or it.key > k + SPAN:
+                return out
+            out.append((it.key, it.value))
+            if not b.next(ctx):
+                return out
+    if kind == "last":
+        if not b.last(ctx):
+            return None
+        it = b.get_current_item(ctx)
+        return (it.key, it.value)
+    if kind == "rev":
+        out = []
+        ok = b.last(ctx)
+        while ok:
+            it = b.get_current_item(ctx)
+            out.append((it.key, it.value))
+            ok = b.previous(ctx)
+        return out
     if kind == "add":
         return b.add(ctx, k, v)
     if kind == "update":
@@ -105,7 +141,7 @@ def _engine_apply(ctx, st, op):
     raise AssertionError(kind)
 
 
-def _run(db, seed, threads=4, per_thread=60):
+def _run(db, seed, threads=4, per_thread=60, keys=KEYS):
     ctx = sop.Context()
     with db.begin_transaction(ctx) as t:
         for s in STORES:
@@ -120,7 +156,7 @@ def _run(db, seed, threads=4, per_thread=60):
         rng = random.Random(seed * 100 + me)
         try:
             for _ in range(per_thread):
-                ops = _ops_for(rng)
+                ops = _ops_for(rng, keys)
                 for _attempt in range(200):
                     with commit_mu:
                         t = db.begin_transaction(c)
@@ -208,3 +244,10 @@ def kind_norm(x):
 @pytest.mark.parametrize("seed", range(int(__import__('os').environ.get('H6_SEEDS', '4'))))
 def test_random_transactions_are_serializable(db, seed):
     assert _run(db, seed) == 4 * 60
+
+
+@pytest.mark.concurrency
+@pytest.mark.parametrize("seed", range(int(__import__('os').environ.get('H6_SEEDS', '2'))))
+def test_random_transactions_more_keys(db, seed):
+    """40 keys in leaves of 4: splits, merges and ranges across leaves."""
+    assert _run(db, 1000 + seed, threads=3, per_thread=80, keys=40) == 3 * 80
