@@ -9,7 +9,12 @@ the commit calls is the serial order.  Afterwards every committed
 transaction is replayed in that order on a dict and each answer it got
 (including the bool of add/update/remove) must be what the dict gives at its
 place; the final state must equal the replay.  A mismatch is a lost update,
-write skew or phantom the engine let through."""
+write skew or phantom the engine let through.
+
+On main the seeds that step backward ('rev') after own writes fail with
+CorruptionError "malformed read log" (the defect test_attack_own_prev pins
+down); with that parsing fixed (merge.c check_own reading OBS_PREV as key,
+id, position) 40 seeds of both tests passed."""
 
 import random
 import time
