@@ -217,11 +217,11 @@ static int check_own(rd *r, unsigned type, btree_cursor *a, btree_cursor *b, int
         rd_bound(r, &hi);
         break;
     case OBS_PREV: /* from where it landed up to before (k, id) */
-        rd_bound(r, &lo);
         hi.set = 1;
         hi.k = rd_key(r, &hi.kl);
         hi.id = rd_take(r, 16);
         hi_incl = 0;
+        rd_bound(r, &lo);
         break;
     case OBS_ITEM: /* the item itself, content included */
         at.set = 1;

@@ -460,7 +460,11 @@ int sop_txn_begin(sop_env *env, int mode, uint64_t max_time_ms, sop_txn **out)
     t->mode = mode;
     if (!max_time_ms)
         max_time_ms = 15ull * 60 * 1000;
-    t->deadline_ns = sop_mono_ns() + max_time_ms * 1000000ull;
+    {
+        uint64_t now = sop_mono_ns();
+        t->deadline_ns = max_time_ms > (UINT64_MAX - now) / 1000000ull ? UINT64_MAX
+                                                                        : now + max_time_ms * 1000000ull;
+    }
     t->io.arg = t;
     t->io.get = io_get;
     t->io.get_mut = io_get_mut;
