@@ -222,7 +222,10 @@ int env_forked_report(const sop_env *env); /* SOP_MISUSE with the reason */
 
 int readers_open(sop_env *env);
 void readers_close(sop_env *env);
-int readers_publish(sop_env *env, uint64_t seq); /* 0 = no snapshot */
+int readers_publish(sop_env *env, uint64_t seq); /* 0 = nothing to protect (closing) */
+/* What a process with no open snapshot announces: the last commit it has
+ * applied, so no log file it has yet to read is deleted under it. */
+uint64_t readers_idle_value(sop_env *env);
 int readers_min(sop_env *env, uint64_t *min_seq); /* lower *min_seq to other processes' oldest */
 /* 1 if the log may hold batches this process has not read (*epoch: the
  * epoch now, to pass to readers_caught_up after catching up), 0 if not. */

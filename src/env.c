@@ -303,7 +303,7 @@ static int apply_commit(void *arg, const log_commit *c, uint64_t off, uint64_t l
     }
     cat_unref(env->seq_cat);
     env->seq_cat = nc;
-    env->seq_last = c->seq;
+    __atomic_store_n(&env->seq_last, c->seq, __ATOMIC_RELAXED); /* also read without commit_mu (readers.c) */
     if (c->next_lid > env->next_lid)
         env->next_lid = c->next_lid;
     if (c->next_store_id > env->next_store_id)
@@ -339,6 +339,8 @@ static int push_pending(sop_env *env, uint64_t seq, catalog *cat)
     env->pending[env->npending++] = (pending_pub){seq, cat};
     return SOP_OK;
 }
+
+static int list_logs(void *arg, const char *name);
 
 /* Follow the log from the applied end (commit_mu held).  locked: this process
  * holds the cross-process lock, so an incomplete batch at the end is a torn
@@ -393,8 +395,23 @@ static int catch_up(sop_env *env, int locked)
         sop_free(p);
         if (ex < 0)
             return -ex;
-        if (!ex)
+        if (!ex) {
+            /* not started yet, or started, filled and deleted by another
+             * process before this one read it (a handle without a readers
+             * slot, or a tampered table): then newer files exist, and this
+             * handle can no longer follow the log */
+            uint32_t range[3] = {0, 0, 0};
+            if ((rc = env->io->list(env->io, env->path, list_logs, range)) != SOP_OK)
+                return rc;
+            if (range[1] > env->cur_file + 1) {
+                __atomic_store_n(&env->poisoned, 1, __ATOMIC_RELAXED);
+                return sop_report(SOP_POISONED,
+                                  "%s: log file %u was deleted before this handle read it (files up to "
+                                  "%u exist); reopen the database",
+                                  env->path, env->cur_file + 1, range[1]);
+            }
             return SOP_OK;
+        }
         if ((rc = env_open_log(env, env->cur_file + 1, 0)) != SOP_OK)
             return rc;
         __atomic_store_n(&env->cur_file, env->cur_file + 1, __ATOMIC_RELAXED); /* read without commit_mu (reclaim.c) */
@@ -600,7 +617,7 @@ void env_txn_unregister(sop_env *env, sop_txn *t)
     env->nactive--;
     uint64_t min_snap = env->active_head ? env->active_head->snap : env->pub_seq;
     if (was_oldest)
-        readers_publish(env, env->active_head ? env->active_head->snap : 0);
+        readers_publish(env, env->active_head ? env->active_head->snap : readers_idle_value(env));
     pthread_mutex_unlock(&env->mu);
     cat_unref(t->cat);
     if (was_oldest)
@@ -1454,7 +1471,7 @@ int env_commit(sop_txn *t)
     }
     cat_unref(env->seq_cat);
     env->seq_cat = nc;
-    env->seq_last = seq;
+    __atomic_store_n(&env->seq_last, seq, __ATOMIC_RELAXED);
     env->next_lid = next_lid;
     env->next_store_id = next_store_id;
     pthread_mutex_lock(&env->mu);

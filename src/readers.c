@@ -6,7 +6,9 @@
  * committed since it last looked.
  *
  * sop.readers: READER_SLOTS slots of 16 bytes, {u64 oldest snapshot sequence
- * number of the owning process (0 = none), u32 pid, u32 reserved}, then at
+ * number of the owning process (with no snapshot open: the last commit it
+ * applied, since it must still read everything after it; 0 once closed),
+ * u32 pid, u32 reserved}, then at
  * READERS_EPOCH_OFF the u64 log epoch (all little-endian).  A process owns
  * one slot, holding an open-file-description lock on its bytes for as long
  * as the database is open; the kernel drops the lock when the process exits
@@ -60,6 +62,8 @@
 #define READERS_EPOCH_OFF ((uint64_t)READER_SLOTS * SLOT_BYTES)
 #define READERS_BYTES (READERS_EPOCH_OFF + 64)
 
+static int publish_now(sop_env *env, uint64_t seq);
+
 int readers_open(sop_env *env)
 {
     char *p = sop_path_join(env->path, "sop.readers");
@@ -80,7 +84,7 @@ int readers_open(sop_env *env)
             return rc;
         env->reader_slot = (int)i;
         env->reader_pid = (uint32_t)getpid();
-        return readers_publish(env, 0);
+        return publish_now(env, readers_idle_value(env)); /* whatever a dead owner left */
     }
     return sop_report(SOP_BUSY, "%s: more than %d processes have the database open", env->path,
                       READER_SLOTS);
@@ -89,14 +93,15 @@ int readers_open(sop_env *env)
 void readers_close(sop_env *env)
 {
     if (env->readers_file) {
-        if (env->reader_slot >= 0 && readers_publish(env, 0) != SOP_OK)
+        if (env->reader_slot >= 0 && publish_now(env, 0) != SOP_OK)
             sop_clear_errmsg(); /* the slot's lock goes with the file: it is ignored now */
         env->readers_file->io->close(env->readers_file);
         env->readers_file = NULL;
     }
 }
 
-int readers_publish(sop_env *env, uint64_t seq)
+/* Write seq into our slot (env->mu held, or open/close). */
+static int publish_now(sop_env *env, uint64_t seq)
 {
     if (!env->readers_file || env->reader_slot < 0)
         return SOP_OK;
@@ -107,6 +112,20 @@ int readers_publish(sop_env *env, uint64_t seq)
     sop_put32(b + 12, 0);
     return env->readers_file->io->pwrite(env->readers_file, b, sizeof b,
                                          (uint64_t)env->reader_slot * SLOT_BYTES);
+}
+
+int readers_publish(sop_env *env, uint64_t seq)
+{
+    /* the slot already says it (a process reading while nobody commits
+     * writes nothing per transaction) */
+    if (__atomic_load_n(&env->reader_pub, __ATOMIC_RELAXED) == seq && env->reader_slot >= 0)
+        return SOP_OK;
+    return publish_now(env, seq);
+}
+
+uint64_t readers_idle_value(sop_env *env)
+{
+    return __atomic_load_n(&env->seq_last, __ATOMIC_RELAXED);
 }
 
 int readers_min(sop_env *env, uint64_t *min_seq)
@@ -146,7 +165,7 @@ static void regrow(sop_env *env)
         return;
     }
     pthread_mutex_lock(&env->mu); /* readers_publish's callers hold it */
-    if (readers_publish(env, __atomic_load_n(&env->reader_pub, __ATOMIC_RELAXED)) != SOP_OK)
+    if (publish_now(env, __atomic_load_n(&env->reader_pub, __ATOMIC_RELAXED)) != SOP_OK)
         sop_clear_errmsg();
     pthread_mutex_unlock(&env->mu);
 }

@@ -84,7 +84,7 @@ int ckpt_load(sop_env *env, int *found)
         goto out;
     cat_unref(env->seq_cat);
     env->seq_cat = nc;
-    env->seq_last = env->ckpt_seq;
+    __atomic_store_n(&env->seq_last, env->ckpt_seq, __ATOMIC_RELAXED);
     const unsigned char *r = buf + CKPT_HEADER + clen;
     for (uint64_t i = 0; i < nreg && rc == SOP_OK; i++, r += 20) {
         uint64_t loc = sop_get64(r + 8);
@@ -376,7 +376,7 @@ static int relocate(sop_env *env, uint32_t file, size_t *moved, uint64_t deadlin
     }
     cat_unref(env->seq_cat);
     env->seq_cat = nc;
-    env->seq_last = seq;
+    __atomic_store_n(&env->seq_last, seq, __ATOMIC_RELAXED);
     rc = env_push_pending(env, seq, nc);
     *moved = c.n_blobs;
     if (readers_log_appended(env) != SOP_OK)

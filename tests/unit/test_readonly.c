@@ -228,6 +228,59 @@ TEST(follows_other_writers)
     remove_dir();
 }
 
+/* A read-only handle has no readers slot, so a writer may delete log files
+ * it has not read yet: it must then say so (SOP_POISONED, reopen), never
+ * answer from a stale state as if nothing had been committed. */
+TEST(readonly_falls_behind_loudly)
+{
+    new_dir();
+    sop_env_options small = {.flags = SOP_ENV_NOSYNC, .log_file_bytes = 64u << 10};
+    sop_env *w = NULL;
+    REQUIRE(sop_env_open(dir, &small, &w) == SOP_OK);
+    REQUIRE(put(w, "k", "v0") == SOP_OK);
+    sop_env_close(w);
+    sop_env_options ro = small;
+    ro.flags |= SOP_ENV_RDONLY;
+    sop_env *r = NULL;
+    REQUIRE(sop_env_open(dir, &ro, &r) == SOP_OK);
+    CHECK(has(r, "k", "v0"));
+    fflush(NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        static char big[1000];
+        memset(big, 'b', sizeof big - 1);
+        sop_env *e = NULL;
+        int ok = sop_env_open(dir, &small, &e) == SOP_OK;
+        for (int i = 0; ok && i < 400; i++) {
+            char k[16];
+            snprintf(k, sizeof k, "x%03d", i);
+            ok = put(e, k, big) == SOP_OK;
+        }
+        ok = ok && put(e, "k", "v1") == SOP_OK && sop_env_compact(e) == SOP_OK;
+        sop_env_close(e);
+        _exit(ok ? 0 : 1);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    sop_txn *t = NULL;
+    int rc = sop_txn_begin(r, SOP_TXN_READ, 0, &t);
+    if (rc == SOP_OK) {
+        /* it could still follow: then it must see the new value */
+        sop_txn_abort(t);
+        CHECK(has(r, "k", "v1"));
+    } else {
+        CHECK_RC(rc, SOP_POISONED);
+        CHECK(strstr(sop_errmsg(), "reopen") != NULL);
+    }
+    sop_env_close(r);
+    REQUIRE(sop_env_open(dir, &ro, &r) == SOP_OK);
+    CHECK(has(r, "k", "v1"));
+    sop_env_close(r);
+    remove_dir();
+}
+
 /* A user who may read but not write the folder opens it read-only without
  * asking: needs root to become another user. */
 TEST(not_writable_opens_readonly)
@@ -278,6 +331,7 @@ int main(void)
     RUN(nothing_created);
     RUN(reads_only_and_changes_nothing);
     RUN(follows_other_writers);
+    RUN(readonly_falls_behind_loudly);
     RUN(not_writable_opens_readonly);
     TEST_EXIT();
 }
