@@ -178,6 +178,10 @@ typedef struct sop_env_options {
 /** Open an existing database only: SOP_NOTFOUND when `path` is missing or
  *  holds no database (tools use this so that a typo creates nothing). */
 #define SOP_ENV_NOCREATE 0x4u
+/** Create a new database only: SOP_KEYEXIST when `path` already holds one
+ *  (decided under the cross-process lock, so of several processes creating
+ *  one folder at once exactly one succeeds). */
+#define SOP_ENV_CREATE_NEW 0x8u
 
 /**
  * Open (creating if needed) the database in folder `path` and run recovery.

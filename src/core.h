@@ -44,6 +44,8 @@ struct sop_env {
     int reader_slot;           /* our slot in it, -1 before readers_open */
     uint32_t reader_pid;       /* written into the slot (informational) */
     uint64_t reader_pub;       /* the value last written into our slot (under mu) */
+    uint64_t readers_checked_ns; /* when sop.readers was last checked to be our file (atomic) */
+    int readers_stale;         /* sop.readers was deleted or replaced: its epoch says nothing (atomic) */
     uint64_t seen_epoch;       /* the log epoch this process last caught up at (atomic) */
     env_gate ckpt_gate;        /* this process's checkpoint writer, taken before ckpt_lock_file */
     env_gate commit_gate;      /* this process's holder of (or waiter for) lock_file */

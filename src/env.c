@@ -664,8 +664,12 @@ static int recover(sop_env *env)
     if (rc)
         return rc;
     int have_ckpt = 0;
+    if ((env->flags & SOP_ENV_CREATE_NEW) && range[2])
+        return sop_report(SOP_KEYEXIST, "%s already holds a database", env->path);
     if ((rc = ckpt_load(env, &have_ckpt)) != SOP_OK)
         return rc;
+    if ((env->flags & SOP_ENV_CREATE_NEW) && have_ckpt)
+        return sop_report(SOP_KEYEXIST, "%s already holds a database", env->path);
     if (!range[2]) {
         if (have_ckpt)
             return SOP_CORRUPT_AT("%s: the checkpoint refers to log files that are missing", env->path);
@@ -1059,6 +1063,24 @@ int env_lock_commit(sop_env *env, uint64_t deadline_ns, const char *what)
                             what, detail);
         }
         return rc;
+    }
+    /* The lock is only a lock if everyone locks the same file: a sop.lock
+     * deleted or replaced while processes run would let two of them append
+     * at once.  Checked under the lock, before anything is written. */
+    char *lp = sop_path_join(env->path, "sop.lock");
+    int same = lp ? env->lock_file->io->same_file(env->lock_file, lp) : -SOP_NOMEM;
+    sop_free(lp);
+    if (same != 1) {
+        if (env->lock_file->io->unlock(env->lock_file) != SOP_OK)
+            sop_clear_errmsg();
+        gate_leave(&env->commit_gate);
+        if (same < 0)
+            return -same;
+        __atomic_store_n(&env->poisoned, 1, __ATOMIC_RELAXED);
+        return sop_report(SOP_POISONED,
+                          "%s: sop.lock was deleted or replaced while the database was open (other "
+                          "processes may lock another file); nothing was written; reopen the database",
+                          env->path);
     }
     pthread_mutex_lock(&env->commit_mu);
     return SOP_OK;

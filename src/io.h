@@ -65,6 +65,9 @@ struct sop_io {
      * system cannot allocate ahead, the part beyond the end of the file is
      * written with zeros instead. */
     int (*alloc)(sop_file *f, uint64_t off, uint64_t len);
+    /* Is f still the file named path (same device and inode)?  1 yes, 0 no
+     * (deleted, or replaced by another file), negative -rc on error. */
+    int (*same_file)(sop_file *f, const char *path);
 };
 
 /** The POSIX implementation (static storage). */

@@ -295,6 +295,12 @@ static int f_alloc(sop_file *file, uint64_t off, uint64_t len)
     return ff->inner->io->alloc(ff->inner, off, len);
 }
 
+static int f_same_file(sop_file *file, const char *path)
+{
+    ffile *ff = (ffile *)file;
+    return ff->inner->io->same_file(ff->inner, path);
+}
+
 io_fault *io_fault_new(const sop_io *inner)
 {
     io_fault *f = sop_calloc(1, sizeof *f);
@@ -304,7 +310,7 @@ io_fault *io_fault_new(const sop_io *inner)
     f->io = (sop_io){1,       f,        f_open,     f_close,  f_pread,  f_pwrite,
                      f_sync,  f_truncate, f_size,   f_lock,   f_unlock, f_unlink,
                      f_rename, f_mkdir, f_sync_dir, f_list,   f_exists, f_fs_type,
-                     f_lock_range, f_range_locked, f_alloc};
+                     f_lock_range, f_range_locked, f_alloc, f_same_file};
     return f;
 }
 

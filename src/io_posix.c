@@ -367,10 +367,24 @@ static int p_alloc(sop_file *file, uint64_t off, uint64_t len)
     return SOP_OK;
 }
 
+static int p_same_file(sop_file *file, const char *path)
+{
+    posix_file *f = (posix_file *)file;
+    struct stat a, b;
+    if (fstat(f->fd, &a) != 0)
+        return -io_error("stat", file->path, errno);
+    if (stat(path, &b) != 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return 0;
+        return -io_error("stat", path, errno);
+    }
+    return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 static const sop_io posix_io = {
     1, NULL, p_open, p_close, p_pread, p_pwrite, p_sync, p_truncate, p_size, p_lock, p_unlock,
     p_unlink, p_rename, p_mkdir, p_sync_dir, p_list, p_exists, p_fs_type, p_lock_range, p_range_locked,
-    p_alloc,
+    p_alloc, p_same_file,
 };
 
 const sop_io *sop_io_posix(void)

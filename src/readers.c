@@ -170,11 +170,40 @@ static void regrow(sop_env *env)
     pthread_mutex_unlock(&env->mu);
 }
 
+/* Is the table this process reads still the file named sop.readers?  A
+ * table deleted or replaced while processes run splits them: processes that
+ * open later write their epochs into the new one, and this one would never
+ * see them move.  Looked at about every 50 ms (a stat, so not on every
+ * begin); once replaced, the epoch is ignored for good: every begin reads
+ * the log (always correct, only slower), and reclamation in other processes
+ * no longer sees this process's snapshots, so a log file it has not read
+ * may go: it then fails with SOP_POISONED (env.c, catch_up) rather than
+ * answer from a stale state. */
+static int table_replaced(sop_env *env)
+{
+    uint64_t now = sop_mono_ns(), last = __atomic_load_n(&env->readers_checked_ns, __ATOMIC_RELAXED);
+    if (now - last < 50000000ull)
+        return 0;
+    __atomic_store_n(&env->readers_checked_ns, now, __ATOMIC_RELAXED);
+    char *p = sop_path_join(env->path, "sop.readers");
+    int same = p ? env->readers_file->io->same_file(env->readers_file, p) : 1;
+    sop_free(p);
+    if (same < 0) {
+        sop_clear_errmsg();
+        return 1; /* cannot tell: catch up */
+    }
+    if (!same) {
+        __atomic_store_n(&env->readers_stale, 1, __ATOMIC_RELAXED);
+        return 1;
+    }
+    return 0;
+}
+
 int readers_log_moved(sop_env *env, uint64_t *epoch)
 {
     *epoch = 0;
     sop_file *f = env->readers_file;
-    if (!f)
+    if (!f || __atomic_load_n(&env->readers_stale, __ATOMIC_RELAXED))
         return 1;
     unsigned char b[8];
     size_t got = 0;
@@ -187,7 +216,9 @@ int readers_log_moved(sop_env *env, uint64_t *epoch)
         return 1;
     }
     *epoch = sop_get64(b);
-    return *epoch != __atomic_load_n(&env->seen_epoch, __ATOMIC_ACQUIRE);
+    if (*epoch != __atomic_load_n(&env->seen_epoch, __ATOMIC_ACQUIRE))
+        return 1;
+    return table_replaced(env);
 }
 
 void readers_caught_up(sop_env *env, uint64_t epoch)

@@ -102,6 +102,59 @@ static void print_json_string(const unsigned char *p, size_t n)
     putchar('"');
 }
 
+/* bytes as standard base64 with padding, in a JSON string */
+static void print_base64(const unsigned char *p, size_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    putchar('"');
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) |
+                     (i + 2 < n ? p[i + 2] : 0);
+        putchar(tab[v >> 18 & 63]);
+        putchar(tab[v >> 12 & 63]);
+        putchar(i + 1 < n ? tab[v >> 6 & 63] : '=');
+        putchar(i + 2 < n ? tab[v & 63] : '=');
+    }
+    putchar('"');
+}
+
+/* A double as JSON: JSON has no infinities or NaN, so those are tagged
+ * objects ({"$double":"inf"}), like bytes are ({"$bytes":...}). */
+static void print_double(double d)
+{
+    if (d != d)
+        printf("{\"$double\":\"nan\"}");
+    else if (d > 1.7976931348623157e308)
+        printf("{\"$double\":\"inf\"}");
+    else if (d < -1.7976931348623157e308)
+        printf("{\"$double\":\"-inf\"}");
+    else
+        printf("%.17g", d);
+}
+
+/* A name for the table of `sop stores`: backslashes and control characters
+ * escaped (\n, \xNN), so one store is one line. */
+static void print_name(const char *name, int width)
+{
+    int n = 0;
+    for (const unsigned char *c = (const unsigned char *)name; *c; c++) {
+        if (*c == '\\')
+            n += printf("\\\\");
+        else if (*c == '\n')
+            n += printf("\\n");
+        else if (*c == '\t')
+            n += printf("\\t");
+        else if (*c < 0x20 || *c == 0x7f)
+            n += printf("\\x%02x", *c);
+        else {
+            putchar(*c);
+            n++;
+        }
+    }
+    for (; n < width; n++)
+        putchar(' ');
+}
+
 /* An encoded key as JSON: a scalar, or an array for composite keys. */
 static void print_key(const sop_val *k)
 {
@@ -118,10 +171,12 @@ static void print_key(const sop_val *k)
         case SOP_KT_BOOL: printf(f.i ? "true" : "false"); break;
         case SOP_KT_INT: printf("%lld", (long long)f.i); break;
         case SOP_KT_UINT: printf("%llu", (unsigned long long)f.u); break;
-        case SOP_KT_DOUBLE: printf("%.17g", f.d); break;
+        case SOP_KT_DOUBLE: print_double(f.d); break;
         case SOP_KT_STR: print_json_string(f.p, f.n); break;
         default:
-            printf("{\"$bytes_len\":%zu}", f.n);
+            printf("{\"$bytes\":");
+            print_base64(f.p, f.n);
+            printf("}");
             break;
         }
     }
@@ -196,7 +251,13 @@ static int cmd_create(const char *path)
     }
     if (rc != SOP_NOTFOUND)
         return fail(rc, path);
-    if ((rc = open_env(path, 0, &env)) != SOP_OK)
+    /* create-new: decided under the database's lock, so of several
+     * creators at once exactly one succeeds */
+    if ((rc = open_env(path, SOP_ENV_CREATE_NEW, &env)) == SOP_KEYEXIST) {
+        fprintf(stderr, "sop: %s: already holds a database; nothing created\n", path);
+        return EXIT_ERROR;
+    }
+    if (rc != SOP_OK)
         return fail(rc, path);
     if (sop_env_readonly(env)) {
         sop_env_close(env);
@@ -253,7 +314,8 @@ static int cmd_stores(sop_env *env)
             status = fail(rc, names[i]);
             break;
         }
-        printf("%-30s %12llu items  slot_length %u  %s  %s\n", names[i], (unsigned long long)info.count,
+        print_name(names[i], 30);
+        printf(" %12llu items  slot_length %u  %s  %s\n", (unsigned long long)info.count,
                info.options.slot_length, info.options.is_unique ? "unique" : "non-unique",
                placement_name(info.options.value_placement));
     }

@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import stat
 import uuid
 import zlib
 from enum import Enum
@@ -55,6 +56,10 @@ def folder_path(p: Any, what: str = "stores_folders") -> str:
         _invalid(f"{what}: the folder path is empty")
     if "\0" in p:
         _invalid(f"{what}: the folder path {p!r} contains a NUL character")
+    try:
+        os.fsencode(p)  # a lone surrogate cannot name a file
+    except UnicodeError as e:
+        _invalid(f"{what}: bad folder path {p!r} ({e})")
     return os.path.abspath(p)
 
 
@@ -110,6 +115,8 @@ def check_options(o: Any) -> None:
     if not _is_int(o.registry_hash_mod):
         _invalid("DatabaseOptions.registry_hash_mod must be an int, not "
                  f"{type(o.registry_hash_mod).__name__}")
+    if not -(1 << 63) <= o.registry_hash_mod < (1 << 63):
+        _invalid("DatabaseOptions.registry_hash_mod must fit in 64 bits")
     if o.redis_config is not None and not isinstance(o.redis_config, RedisCacheConfig):
         _invalid("DatabaseOptions.redis_config must be a RedisCacheConfig or None, not "
                  f"{type(o.redis_config).__name__}")
@@ -215,6 +222,8 @@ def decode(data: bytes, path: str) -> DatabaseOptions:
         doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
         _corrupt(path, f"not JSON ({e})")
+    except RecursionError:
+        _corrupt(path, "nested too deeply to be an options file")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         _corrupt(path, "not a sop database options file")
     v: Any = doc.get("version")
@@ -243,13 +252,27 @@ def read(folder: str) -> Optional[DatabaseOptions]:
     """The options saved in folder, or None when it has no options file."""
     path = os.path.join(folder, OPTIONS_FILE)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        if not stat.S_ISDIR(os.stat(folder).st_mode):
+            _sop.raise_error(_sop.SOP_IOERR, f"{folder!r} is not a folder")
     except FileNotFoundError:
         return None
-    except NotADirectoryError:
+    except OSError as e:
+        _io_error("cannot look at", folder, e)
+    try:
+        # non-blocking: a FIFO under the file's name must not hang the open
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
         return None
     except OSError as e:
         _io_error("cannot open", path, e)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            _corrupt(path, "not a regular file")
+        os.set_blocking(fd, True)
+    except OSError as e:
+        os.close(fd)
+        _io_error("cannot look at", path, e)
     try:
         chunks = []
         total = 0

@@ -985,6 +985,15 @@ static int paging_int(PyObject *pi, const char *name, long long dflt, long long 
 static int parse_paging(PyObject *pi, sop_paging *p)
 {
     long long off = 0, size = 20, count = 0, dir = 0;
+    if (pi != Py_None && !PyObject_HasAttrString(pi, "page_size") &&
+        !PyObject_HasAttrString(pi, "page_offset") && !PyObject_HasAttrString(pi, "fetch_count") &&
+        !PyObject_HasAttrString(pi, "direction")) {
+        /* a dict, a number, a string: not silently the default page */
+        PyErr_Format(PyExc_TypeError,
+                     "paging_info must be a sop.PagingInfo (or None), not %.100s",
+                     Py_TYPE(pi)->tp_name);
+        return -1;
+    }
     if (pi != Py_None &&
         (paging_int(pi, "page_offset", 0, &off) < 0 || paging_int(pi, "page_size", 20, &size) < 0 ||
          paging_int(pi, "fetch_count", 0, &count) < 0 || paging_int(pi, "direction", 0, &dir) < 0))

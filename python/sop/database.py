@@ -248,7 +248,7 @@ class Database:
             _bad_option(f"mode must be a TransactionMode or 0, 1, 2, not {mode!r}")
         try:
             minutes = float(max_time)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             _bad_option(f"max_time must be a number of minutes, not {max_time!r}")
         if not minutes > 0:
             minutes = 15

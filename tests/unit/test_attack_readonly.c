@@ -90,8 +90,60 @@ TEST(fifo_named_like_database_file)
     fifo_case("sop.lock", 1);
 }
 
+static int put_one(sop_env *env, const char *key)
+{
+    sop_txn *t = NULL;
+    sop_store *s = NULL;
+    sop_store_options o = {.slot_length = 8, .is_unique = 1};
+    int rc = sop_txn_begin(env, SOP_TXN_WRITE, 0, &t);
+    if (rc == SOP_OK)
+        rc = sop_store_open(t, "kv", &o, &s);
+    if (rc == SOP_OK) {
+        sop_val k = {strlen(key), key}, v = {1, "v"};
+        rc = sop_add(s, &k, NULL, &v, NULL);
+    }
+    if (rc == SOP_OK) {
+        rc = sop_txn_commit(t);
+        t = NULL;
+    }
+    sop_txn_abort(t);
+    return rc;
+}
+
+/* sop.lock deleted and made anew while a process has the database open:
+ * processes that open later lock the new file, this one the old, so both
+ * could append at once.  Its next commit refuses (SOP_POISONED), nothing
+ * written; a fresh open works and has exactly what was acknowledged. */
+TEST(lock_file_replaced_while_open)
+{
+    snprintf(dir, sizeof dir, "/tmp/sop_lockrep_XXXXXX");
+    REQUIRE(mkdtemp(dir) != NULL);
+    sop_env *env = NULL;
+    REQUIRE(sop_env_open(dir, NULL, &env) == SOP_OK);
+    CHECK_RC(put_one(env, "a"), SOP_OK);
+    char p[128], q[140];
+    snprintf(p, sizeof p, "%s/sop.lock", dir);
+    snprintf(q, sizeof q, "%s.old", p);
+    REQUIRE(rename(p, q) == 0);
+    FILE *f = fopen(p, "w");
+    REQUIRE(f != NULL);
+    fclose(f);
+    CHECK_RC(put_one(env, "b"), SOP_POISONED);
+    CHECK(strstr(sop_errmsg(), "sop.lock") != NULL);
+    sop_env_close(env);
+    REQUIRE(sop_env_open(dir, NULL, &env) == SOP_OK);
+    CHECK_RC(put_one(env, "a"), SOP_KEYEXIST);
+    CHECK_RC(put_one(env, "b"), SOP_OK); /* "b" was not written before */
+    sop_env_close(env);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cleanup failed\n");
+}
+
 int main(void)
 {
     RUN(fifo_named_like_database_file);
+    RUN(lock_file_replaced_while_open);
     TEST_EXIT();
 }
