@@ -375,6 +375,9 @@ static int catch_up(sop_env *env, int locked)
         }
         if (rc)
             return rc;
+        int at_eof = torn < 0; /* a clean end that is the end of the file */
+        if (at_eof)
+            torn = 0;
         if (torn && locked) {
             /* a writer died mid-batch: drop the torn tail */
             if ((rc = f->io->truncate(f, end)) != SOP_OK)
@@ -385,9 +388,12 @@ static int catch_up(sop_env *env, int locked)
         }
         if (torn)
             return SOP_OK;
-        if (env->log_end < env->rotate_bytes)
+        /* a newer file may have been started when this one is full by this
+         * process's size, and also when it simply ends here: a process with
+         * smaller log files cuts a full file to its last batch (no zeros
+         * ahead) before it starts the next */
+        if (env->log_end < env->rotate_bytes && !at_eof)
             return SOP_OK;
-        /* the file is full: has a newer one been started? */
         char *p = log_name(env, env->cur_file + 1);
         if (!p)
             return sop_report(SOP_NOMEM, "log path");
@@ -401,6 +407,8 @@ static int catch_up(sop_env *env, int locked)
              * slot, or a tampered table): then newer files exist, and this
              * handle can no longer follow the log */
             uint32_t range[3] = {0, 0, 0};
+            if (env->log_end < env->rotate_bytes)
+                return SOP_OK; /* (the usual end of a file that is not full) */
             if ((rc = env->io->list(env->io, env->path, list_logs, range)) != SOP_OK)
                 return rc;
             if (range[1] > env->cur_file + 1) {

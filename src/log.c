@@ -634,6 +634,8 @@ static int zero_header_at(sop_file *f, uint64_t off)
         sop_clear_errmsg();
         return 0;
     }
+    if (!got)
+        return 2; /* the end of the file itself */
     for (size_t i = 0; i < got; i++)
         if (h[i])
             return 0;
@@ -667,8 +669,12 @@ int log_scan(sop_file *f, uint64_t start, uint64_t prev_seq, int flags,
         rc = read_batch(f, off, size, &buf, &cap, &c, &len);
         if (rc == SOP_NOTFOUND) {
             rc = SOP_OK;
-            if ((flags & LOG_SCAN_ZERO_END) && zero_header_at(f, off))
+            int z = (flags & LOG_SCAN_ZERO_END) ? zero_header_at(f, off) : 0;
+            if (z) {
+                if (z == 2)
+                    *torn = -1; /* clean, and the file ends here (no zeros ahead) */
                 break; /* the clean end: nothing was ever written here */
+            }
             if (judge) {
                 damage d;
                 uint64_t want = last_seq + 1;

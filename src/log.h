@@ -116,7 +116,8 @@ int log_read_blob_kind(sop_file *f, uint64_t off, uint64_t lid, uint32_t len, un
  * (the end of valid data).  *torn is set when bytes follow that are not a valid batch:
  * a write that never completed.  If a valid batch further on says the damaged one
  * had already been made durable, it is corruption instead: SOP_CORRUPT. */
-#define LOG_SCAN_ZERO_END 1 /* flags: an all-zero batch header is a clean end (not torn, not judged) */
+#define LOG_SCAN_ZERO_END 1 /* flags: an all-zero batch header is a clean end (not torn, not judged);
+                               *torn is then -1 when the clean end is the end of the file itself */
 int log_scan(sop_file *f, uint64_t start, uint64_t prev_seq, int flags,
              int (*fn)(void *arg, const log_commit *c, uint64_t off, uint64_t len), void *arg,
              uint64_t *end, int *torn);

@@ -415,6 +415,39 @@ TEST(rotation_drops_zero_tail)
     rm_dir();
 }
 
+/* Both open at once: the handle with 64 MiB files must follow the other's
+ * rotations into new files (it ends each of them at the end of the file,
+ * far below its own size limit).  It used to stop at the first file, read
+ * a stale state, and append its own commit to that old file, where the
+ * next open did not find it: an acknowledged commit lost. */
+TEST(follows_rotations_of_smaller_files)
+{
+    fresh_dir();
+    sop_env *a = NULL, *b = NULL;
+    sop_env_options big = {.flags = SOP_ENV_NOSYNC}, small = {.flags = SOP_ENV_NOSYNC, .log_file_bytes = 64u << 10};
+    CHECK_RC(sop_env_open(dir, &big, &a), SOP_OK);
+    REQUIRE(a);
+    CHECK_RC(commit_one(a, 0), SOP_OK);
+    CHECK_RC(sop_env_open(dir, &small, &b), SOP_OK);
+    REQUIRE(b);
+    for (int i = 1; i <= 400; i++)
+        CHECK_RC(commit_one(b, i), SOP_OK);
+    CHECK(count_p(a) == 401);
+    CHECK_RC(commit_one(a, 1000), SOP_OK);
+    CHECK(count_p(a) == 402 && count_p(b) == 402);
+    CHECK_RC(sop_env_close(a), SOP_OK);
+    CHECK_RC(sop_env_close(b), SOP_OK);
+    a = NULL;
+    CHECK_RC(sop_env_open(dir, &big, &a), SOP_OK);
+    REQUIRE(a);
+    CHECK(count_p(a) == 402);
+    char *report = NULL;
+    CHECK_RC(sop_env_check(a, &report), SOP_OK);
+    sop_free(report);
+    CHECK_RC(sop_env_close(a), SOP_OK);
+    rm_dir();
+}
+
 /* A transaction whose batch is written in pieces (> 1 MiB) commits whole,
  * and a reopen finds all of it. */
 TEST(batch_in_pieces)
@@ -478,5 +511,6 @@ int main(void)
     RUN(preallocated_tail);
     RUN(batch_in_pieces);
     RUN(rotation_drops_zero_tail);
+    RUN(follows_rotations_of_smaller_files);
     TEST_EXIT();
 }
