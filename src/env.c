@@ -407,8 +407,13 @@ static int catch_up(sop_env *env, int locked)
              * slot, or a tampered table): then newer files exist, and this
              * handle can no longer follow the log */
             uint32_t range[3] = {0, 0, 0};
-            if (env->log_end < env->rotate_bytes)
-                return SOP_OK; /* (the usual end of a file that is not full) */
+            /* (the usual end of a file that is not full by this process's
+             * size; a handle without a readers slot, whose files another
+             * process may delete, looks whatever the size, since a writer
+             * with smaller files may have filled and deleted it) */
+            int unprotected = !env->readers_file || __atomic_load_n(&env->readers_stale, __ATOMIC_RELAXED);
+            if (env->log_end < env->rotate_bytes && !unprotected)
+                return SOP_OK;
             if ((rc = env->io->list(env->io, env->path, list_logs, range)) != SOP_OK)
                 return rc;
             if (range[1] > env->cur_file + 1) {
