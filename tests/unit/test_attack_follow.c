@@ -121,12 +121,12 @@ static void rmdir_tmp(void)
 
 static void setup_shared(void)
 {
-    void *p = mmap(NULL, NKEYS + 64, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    void *p = mmap(NULL, NKEYS + 80, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         abort();
-    memset(p, 0, NKEYS + 64);
+    memset(p, 0, NKEYS + 80);
     acked = p;
-    failbox = (volatile int *)((char *)p + NKEYS);
+    failbox = (volatile int *)((char *)p + ((NKEYS + 15) & ~15)); /* aligned */
 }
 
 static int create_store(unsigned flags)
