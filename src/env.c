@@ -32,13 +32,14 @@
 /* ---------------------------------------------------------------- fork
  * A handle used in a fork() child would share the parent's open file
  * descriptions: the flock on sop.lock (so both would append at their own
- * idea of the log end), the OFD lock on its readers slot, the mapped table.
- * The child handler of pthread_atfork moves a counter on; a handle opened
- * at another value belongs to the parent, and every call on it fails with
- * SOP_MISUSE, while closing it only frees this process's memory (no
- * unlock, no slot write, no mutex: another thread may have held one at the
- * fork).  Nothing a child does through an inherited handle reaches the
- * files, so the parent keeps working; the child opens its own handle. */
+ * idea of the log end) and the OFD lock on its readers slot.  The child
+ * handler of pthread_atfork moves a counter on; a handle opened at another
+ * value belongs to the parent, and every call on it fails with SOP_MISUSE,
+ * while closing it only closes this process's file descriptors (no unlock,
+ * no slot write, no mutex: another thread may have held one at the fork;
+ * the memory stays, see env_close_in_child).  Nothing a child does through
+ * an inherited handle reaches the files, so the parent keeps working; the
+ * child opens its own handle. */
 static unsigned fork_gen;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 /* Every open handle of the process, so that a fork() child can let go of
